@@ -1,0 +1,5 @@
+pub mod proto {
+    pub mod v1alpha1 {
+        tonic::include_proto!("v1alpha1");
+    }
+}

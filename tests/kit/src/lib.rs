@@ -1,0 +1,6 @@
+//! Test infrastructure for akv-csi-provider: fakes of every Azure party the provider talks to,
+//! served over real HTTPS on loopback with a generated CA, and an emulator of the Secrets Store
+//! CSI driver (and of the Sync Controller) that calls the provider through its Unix socket.
+//!
+//! Nothing in `src/` of the provider knows this crate exists: the fakes are reached through the
+//! provider's public flags (`--resolve`, `--extra-ca-file`) and an AzureStackCloud env file.
