@@ -1,0 +1,236 @@
+//! The Entra ID v2 token endpoint (`POST {authority}{tenant}/oauth2/v2.0/token`) for the client
+//! credentials grant, with a client secret (service principal) or a client assertion (the
+//! federated service-account token of workload identity), and its AADSTS errors turned into
+//! advice.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::{AccessToken, CacheKey, IdentityError, TokenRequest};
+use crate::net;
+use crate::retry::{self, Backoff, Deadline};
+use crate::secret::Secret;
+
+pub enum Grant<'a> {
+    Secret(&'a Secret),
+    Assertion(&'a Secret),
+}
+
+/// Token responses are small; anything larger is not Entra ID.
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorResponse {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+}
+
+pub async fn token(
+    http: &reqwest::Client,
+    req: &TokenRequest<'_>,
+    client_id: &str,
+    grant: Grant<'_>,
+    key: CacheKey,
+    deadline: Deadline,
+) -> Result<AccessToken, IdentityError> {
+    let fail = |detail: String| IdentityError::Entra {
+        client_id: client_id.to_string(),
+        tenant: req.tenant.to_string(),
+        detail,
+    };
+    let url = req
+        .cloud
+        .authority_host
+        .join(&format!("{}/oauth2/v2.0/token", req.tenant))
+        .map_err(|e| fail(format!("invalid token URL: {e}")))?;
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("scope", req.scope),
+    ];
+    match grant {
+        Grant::Secret(secret) => form.push(("client_secret", secret.expose())),
+        Grant::Assertion(assertion) => {
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+            form.push(("client_assertion", assertion.expose()));
+        }
+    }
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&form)
+        .finish();
+    let body = Secret::new(body);
+
+    let mut backoff = Backoff::standard();
+    loop {
+        let sent = Instant::now();
+        let result = http
+            .post(url.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .timeout(deadline.remaining().min(Duration::from_secs(30)))
+            .body(body.expose().to_string())
+            .send()
+            .await;
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                let detail = format!("request to {url} failed: {}", net::error_chain(&e));
+                if backoff.wait(None, deadline).await {
+                    tracing::debug!(%detail, "retrying token request");
+                    continue;
+                }
+                return Err(fail(detail));
+            }
+        };
+        let status = resp.status();
+        let hint = retry::retry_after(resp.headers());
+        let bytes = match net::read_body(resp, MAX_BODY).await {
+            Ok(b) => b,
+            Err(e) => {
+                if backoff.wait(None, deadline).await {
+                    continue;
+                }
+                return Err(fail(format!("reading the response from {url}: {e}")));
+            }
+        };
+        if status.is_success() {
+            let parsed: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| {
+                fail(format!(
+                    "{url} answered {status} with a body that is not a token response"
+                ))
+            })?;
+            let token = parsed
+                .access_token
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| fail(format!("{url} answered without an access_token")))?;
+            let lifetime = expires_in(parsed.expires_in.as_ref())
+                .ok_or_else(|| fail(format!("{url} answered without a valid expires_in")))?;
+            return Ok(AccessToken {
+                token: Secret::new(token),
+                expires_at: sent + lifetime,
+                obtained_at: sent,
+                key,
+            });
+        }
+        if retry::retryable_status(status.as_u16()) && backoff.wait(hint, deadline).await {
+            continue;
+        }
+        let error: ErrorResponse = serde_json::from_slice(&bytes).unwrap_or_default();
+        return Err(fail(describe(status.as_u16(), &error)));
+    }
+}
+
+/// `expires_in` is a number in v2 responses and a string in some older ones.
+fn expires_in(value: Option<&serde_json::Value>) -> Option<Duration> {
+    let secs = match value? {
+        serde_json::Value::Number(n) => n.as_u64()?,
+        serde_json::Value::String(s) => s.parse().ok()?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+/// Entra's own error, shortened to its first sentence group (the rest is trace ids), plus what
+/// to fix for the codes users hit most.
+fn describe(status: u16, error: &ErrorResponse) -> String {
+    let description = error
+        .error_description
+        .split(" Trace ID:")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim();
+    let mut text = format!(
+        "{status} {}",
+        if error.error.is_empty() {
+            "error"
+        } else {
+            &error.error
+        }
+    );
+    if !description.is_empty() {
+        text.push_str(": ");
+        text.extend(description.chars().take(400));
+    }
+    let code = error.error_codes.first().copied().or_else(|| {
+        let digits: String = description
+            .strip_prefix("AADSTS")?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    });
+    let advice = match code {
+        Some(700016) => "check clientID and tenantID: the application is not registered in this tenant",
+        Some(90002) | Some(900023) => "check tenantID: the tenant does not exist in this cloud",
+        Some(7000215) | Some(7000222) => "the client secret is wrong or expired: update clientsecret in the nodePublishSecretRef Secret",
+        Some(70021) | Some(700211) | Some(700212) | Some(700213) => "no federated identity credential matches the service-account token: check the credential's issuer (the cluster's OIDC issuer URL), subject system:serviceaccount:<namespace>:<service account> and audience api://AzureADTokenExchange",
+        Some(700024) => "the service-account token has expired: the driver sends a fresh one on the next mount",
+        Some(50027) | Some(50126) => "the service-account token is not a valid JWT for this issuer",
+        Some(1002012) | Some(70011) => "the requested scope is not valid for Key Vault",
+        _ => "",
+    };
+    if !advice.is_empty() {
+        text.push_str(" (");
+        text.push_str(advice);
+        text.push(')');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advice_by_code() {
+        let e = ErrorResponse {
+            error: "unauthorized_client".into(),
+            error_description: "AADSTS700016: Application with identifier 'x' was not found in the directory 'y'. Trace ID: abc Correlation ID: def".into(),
+            error_codes: vec![700016],
+        };
+        let text = describe(400, &e);
+        assert!(text.starts_with(
+            "400 unauthorized_client: AADSTS700016: Application with identifier 'x' was not found"
+        ));
+        assert!(!text.contains("Trace ID"));
+        assert!(text.contains("check clientID and tenantID"));
+        let e = ErrorResponse {
+            error: "invalid_client".into(),
+            error_description: "AADSTS700213: No matching federated identity record found".into(),
+            error_codes: vec![],
+        };
+        assert!(describe(400, &e).contains("subject system:serviceaccount:"));
+    }
+
+    #[test]
+    fn expires_in_forms() {
+        assert_eq!(
+            expires_in(Some(&serde_json::json!(3599))),
+            Some(Duration::from_secs(3599))
+        );
+        assert_eq!(
+            expires_in(Some(&serde_json::json!("60"))),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(expires_in(Some(&serde_json::json!(0))), None);
+        assert_eq!(expires_in(None), None);
+    }
+}

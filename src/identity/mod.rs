@@ -1,0 +1,203 @@
+//! Access tokens for Key Vault, for every identity mode: workload identity and service principal
+//! through the Entra ID v2 token endpoint, VM managed identity through IMDS, pod identity through
+//! NMI. Tokens are cached per credential material (see [`cache`]) and fetched once for
+//! concurrent mounts.
+
+pub mod cache;
+mod entra;
+mod imds;
+mod nmi;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use url::Url;
+
+pub use cache::{AccessToken, CacheKey, Source};
+use cache::{KeyBuilder, TokenCache};
+
+use crate::cloud::Cloud;
+use crate::request::Credential;
+use crate::retry::Deadline;
+
+/// Where the node-local identity endpoints are.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// `--imds-endpoint`, default `http://169.254.169.254`.
+    pub imds_endpoint: Url,
+    /// `--nmi-endpoint`, default `http://localhost:2579`.
+    pub nmi_endpoint: Url,
+}
+
+/// Who a token is requested for.
+#[derive(Clone, Copy)]
+pub struct TokenRequest<'a> {
+    pub cloud: &'a Cloud,
+    pub tenant: &'a str,
+    pub credential: &'a Credential,
+    /// OAuth scope from the Key Vault challenge, e.g. `https://vault.azure.net/.default`.
+    pub scope: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("failed to acquire an access token from Entra ID for client id {client_id} in tenant {tenant}: {detail}")]
+    Entra {
+        client_id: String,
+        tenant: String,
+        detail: String,
+    },
+    #[error("failed to acquire an access token from IMDS for {identity}: {detail}")]
+    Imds { identity: String, detail: String },
+    #[error("{0}")]
+    Nmi(String),
+}
+
+/// Upstream token calls, by outcome, for tests and metrics.
+#[derive(Debug, Default)]
+pub struct TokenStats {
+    pub upstream_ok: AtomicU64,
+    pub upstream_failed: AtomicU64,
+    pub cache_hits: AtomicU64,
+}
+
+/// Hands out access tokens; one per process, shared by all mounts.
+pub struct Tokens {
+    http: reqwest::Client,
+    config: IdentityConfig,
+    cache: TokenCache,
+    stats: TokenStats,
+}
+
+impl Tokens {
+    pub fn new(http: reqwest::Client, config: IdentityConfig) -> Self {
+        Tokens {
+            http,
+            config,
+            cache: TokenCache::default(),
+            stats: TokenStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &TokenStats {
+        &self.stats
+    }
+
+    /// The cache key `req` maps to: equal keys mean equal credential material and scope.
+    pub fn key(&self, req: &TokenRequest) -> CacheKey {
+        let k = KeyBuilder::default();
+        match req.credential {
+            Credential::WorkloadIdentity {
+                client_id,
+                assertion,
+            } => k
+                .part("workload-identity")
+                .part(req.cloud.authority_host.as_str())
+                .part(req.tenant)
+                .part(client_id)
+                .part(assertion.expose()),
+            Credential::ServicePrincipal { client_id, secret } => k
+                .part("service-principal")
+                .part(req.cloud.authority_host.as_str())
+                .part(req.tenant)
+                .part(client_id)
+                .part(secret.expose()),
+            Credential::VmManagedIdentity { client_id } => k
+                .part("imds")
+                .part(self.config.imds_endpoint.as_str())
+                .part(client_id.as_deref().unwrap_or("<system-assigned>")),
+            Credential::PodIdentity { namespace, name } => k
+                .part("nmi")
+                .part(self.config.nmi_endpoint.as_str())
+                .part(namespace)
+                .part(name)
+                .part(&req.cloud.key_vault_resource),
+            Credential::IdentityBinding {
+                client_id,
+                assertion,
+            } => k
+                .part("identity-binding")
+                .part(req.cloud.authority_host.as_str())
+                .part(req.tenant)
+                .part(client_id)
+                .part(assertion.expose()),
+        }
+        .part(req.scope)
+        .finish()
+    }
+
+    /// A token for `req`, from the cache when the same credential material got one recently.
+    pub async fn token(
+        &self,
+        req: &TokenRequest<'_>,
+        deadline: Deadline,
+    ) -> Result<Arc<AccessToken>, IdentityError> {
+        let key = self.key(req);
+        let result = self
+            .cache
+            .get_or_fetch(key, self.fetch(req, key, deadline))
+            .await;
+        match &result {
+            Ok((_, Source::Cache)) => self.stats.cache_hits.fetch_add(1, Ordering::Relaxed),
+            Ok((_, Source::Upstream)) => self.stats.upstream_ok.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.stats.upstream_failed.fetch_add(1, Ordering::Relaxed),
+        };
+        let (token, source) = result?;
+        tracing::debug!(mode = req.credential.mode_name(), key = ?key, ?source, "access token");
+        Ok(token)
+    }
+
+    /// Drops a token Key Vault refused, so the next call fetches a new one.
+    pub fn invalidate(&self, key: &CacheKey) {
+        self.cache.invalidate(key);
+    }
+
+    async fn fetch(
+        &self,
+        req: &TokenRequest<'_>,
+        key: CacheKey,
+        deadline: Deadline,
+    ) -> Result<AccessToken, IdentityError> {
+        match req.credential {
+            Credential::WorkloadIdentity {
+                client_id,
+                assertion,
+            } => {
+                let grant = entra::Grant::Assertion(assertion);
+                entra::token(&self.http, req, client_id, grant, key, deadline).await
+            }
+            Credential::ServicePrincipal { client_id, secret } => {
+                let grant = entra::Grant::Secret(secret);
+                entra::token(&self.http, req, client_id, grant, key, deadline).await
+            }
+            Credential::VmManagedIdentity { client_id } => {
+                let resource = req.scope.trim_end_matches("/.default");
+                imds::token(
+                    &self.http,
+                    &self.config.imds_endpoint,
+                    client_id.as_deref(),
+                    resource,
+                    key,
+                    deadline,
+                )
+                .await
+            }
+            Credential::PodIdentity { namespace, name } => {
+                nmi::token(
+                    &self.http,
+                    &self.config.nmi_endpoint,
+                    namespace,
+                    name,
+                    &req.cloud.key_vault_resource,
+                    key,
+                )
+                .await
+            }
+            Credential::IdentityBinding { client_id, .. } => Err(IdentityError::Entra {
+                client_id: client_id.clone(),
+                tenant: req.tenant.to_string(),
+                detail: "identity binding (useAzureTokenProxy) is not supported by this build yet: use workload identity (clientID without useAzureTokenProxy)".into(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! aad-pod-identity's Node Managed Identity endpoint (`GET <nmi>/host/token/?resource=…` with
+//! `podns`/`podname` headers), with the Go provider's error texts. Deprecated upstream, still
+//! used. No retry, as upstream: NMI answers from node-local state.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use tokio::time::Instant;
+use url::Url;
+
+use super::{AccessToken, CacheKey, IdentityError};
+use crate::net;
+use crate::secret::Secret;
+
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+struct NmiResponse {
+    token: Option<NmiToken>,
+    #[serde(default)]
+    clientid: String,
+}
+
+#[derive(Deserialize)]
+struct NmiToken {
+    #[serde(default)]
+    access_token: String,
+    expires_on: Option<serde_json::Value>,
+}
+
+pub async fn token(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    namespace: &str,
+    name: &str,
+    resource: &str,
+    key: CacheKey,
+) -> Result<AccessToken, IdentityError> {
+    let mut url = endpoint
+        .join("host/token/")
+        .map_err(|e| IdentityError::Nmi(format!("invalid NMI URL: {e}")))?;
+    url.query_pairs_mut().append_pair("resource", resource);
+    let sent = Instant::now();
+    let resp = http
+        .get(url)
+        .header("podns", namespace)
+        .header("podname", name)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| {
+            IdentityError::Nmi(format!(
+                "failed to reach NMI at {endpoint}: {}",
+                net::error_chain(&e)
+            ))
+        })?;
+    let status = resp.status();
+    let bytes = net::read_body(resp, MAX_BODY)
+        .await
+        .map_err(|e| IdentityError::Nmi(format!("NMI response: {e}")))?;
+    if !status.is_success() {
+        let body = String::from_utf8_lossy(&bytes);
+        return Err(IdentityError::Nmi(format!(
+            "nmi response failed with status code: {}, response body: {}",
+            status.as_u16(),
+            body.trim().chars().take(500).collect::<String>()
+        )));
+    }
+    let missing = || {
+        IdentityError::Nmi(
+            "nmi did not return expected values in response: token and clientid".into(),
+        )
+    };
+    let parsed: NmiResponse = serde_json::from_slice(&bytes).map_err(|_| missing())?;
+    let token = parsed.token.ok_or_else(missing)?;
+    if token.access_token.is_empty() || parsed.clientid.is_empty() {
+        return Err(missing());
+    }
+    // expires_on is epoch seconds (a string or a number); unparsable means already expired, as
+    // upstream treats it, so the token is used for this mount only.
+    let expires_on = match token.expires_on {
+        Some(serde_json::Value::String(s)) => s.parse::<f64>().ok(),
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        _ => None,
+    };
+    let now_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let lifetime = expires_on
+        .map(|e| e - now_epoch)
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .map(Duration::from_secs_f64)
+        .unwrap_or_default();
+    Ok(AccessToken {
+        token: Secret::new(token.access_token),
+        expires_at: sent + lifetime,
+        obtained_at: sent,
+        key,
+    })
+}

@@ -1,0 +1,448 @@
+//! Turns the driver's `MountRequest` (JSON strings) into a typed [`MountSpec`]: pod, identity,
+//! cloud, vault and objects, with every check of the Go provider in its order and with its texts.
+//!
+//! Nothing here performs network I/O; the only file read is an AzureStackCloud environment file.
+
+pub mod auth;
+pub mod objects;
+pub mod path;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::cloud::{self, Cloud, CloudError, CloudName};
+pub use auth::{AuthError, Credential, Mode};
+pub use objects::{ObjectEncoding, ObjectFormat, ObjectSpec, ObjectType, ObjectsError};
+
+/// Attribute keys the kubelet and the driver add to the SPC parameters.
+pub mod keys {
+    pub const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
+    pub const POD_NAMESPACE: &str = "csi.storage.k8s.io/pod.namespace";
+    pub const POD_UID: &str = "csi.storage.k8s.io/pod.uid";
+    pub const SERVICE_ACCOUNT: &str = "csi.storage.k8s.io/serviceAccount.name";
+    pub const SA_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
+    pub const SPC_NAME: &str = "secretProviderClass";
+}
+
+/// The pod a mount is for (the Sync Controller's own pod when it is the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodInfo {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub service_account: String,
+    /// Name of the SecretProviderClass, when the caller sent it (driver ≥ v1.6 first mounts).
+    pub spc: String,
+}
+
+/// A fully parsed and validated mount request.
+#[derive(Debug, Clone)]
+pub struct MountSpec {
+    pub pod: PodInfo,
+    pub vault_name: String,
+    pub tenant_id: String,
+    pub cloud: Cloud,
+    pub credential: Credential,
+    pub objects: Vec<ObjectSpec>,
+    /// Mode for files without `filePermission` (the request's `permission`, normally 0644).
+    pub default_mode: u32,
+}
+
+/// Defaults that come from the provider's flags and environment, not from the request.
+#[derive(Debug, Clone)]
+pub struct RequestDefaults {
+    /// `--cloud-name`.
+    pub cloud: CloudName,
+    /// `AZURE_ENVIRONMENT_FILEPATH` of the provider process, used when an AzureStackCloud SPC
+    /// names no `cloudEnvFileName`.
+    pub cloud_env_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("failed to unmarshal attributes, error: {0}")]
+    Attributes(String),
+    #[error("failed to unmarshal secrets, error: {0}")]
+    Secrets(String),
+    #[error("failed to unmarshal file permission, error: {0}")]
+    Permission(String),
+    #[error("pod name is not provided")]
+    PodName,
+    #[error("pod namespace is not provided")]
+    PodNamespace,
+    #[error("failed to parse {flag} flag, error: strconv.ParseBool: parsing \"{value}\": invalid syntax")]
+    Bool { flag: &'static str, value: String },
+    #[error("only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or useAzureTokenProxy")]
+    ManyModes,
+    #[error("keyvaultName is not provided")]
+    VaultName,
+    #[error("tenantId is not provided")]
+    Tenant,
+    #[error("tenantID \"{0}\" is not valid: use the directory (tenant) id GUID or a domain name")]
+    TenantInvalid(String),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Objects(#[from] ObjectsError),
+    #[error("failed to get vault: Invalid vault name: \"{0}\", must be between 3 and 24 chars")]
+    VaultNameLength(String),
+    #[error("failed to get vault: Invalid vault name: \"{0}\", must match [-a-zA-Z0-9]{{3,24}}")]
+    VaultNameChars(String),
+}
+
+/// Describes a JSON error by position and kind only: serde's own text can quote input values,
+/// and these documents carry tokens and client secrets.
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "invalid JSON syntax",
+        serde_json::error::Category::Data => "unexpected JSON value type",
+        serde_json::error::Category::Eof => "unexpected end of JSON input",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
+/// Go's `strconv.ParseBool`; an absent or empty value is `false`.
+fn parse_bool(attrs: &HashMap<String, String>, flag: &'static str) -> Result<bool, RequestError> {
+    match attrs.get(flag).map(|v| v.trim()).unwrap_or("") {
+        "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        other => Err(RequestError::Bool {
+            flag,
+            value: other.to_string(),
+        }),
+    }
+}
+
+/// Parses one mount request.
+pub async fn parse(
+    attributes: &str,
+    secrets: &str,
+    permission: &str,
+    defaults: &RequestDefaults,
+) -> Result<MountSpec, RequestError> {
+    let attrs: HashMap<String, String> =
+        serde_json::from_str(attributes).map_err(|e| RequestError::Attributes(json_error(&e)))?;
+    // The kubelet sends no secrets when the pod has no nodePublishSecretRef; Go marshals that nil
+    // map as `null`.
+    let secrets: Option<HashMap<String, String>> =
+        serde_json::from_str(secrets).map_err(|e| RequestError::Secrets(json_error(&e)))?;
+    let default_mode = parse_permission(permission)?;
+
+    let get = |key: &str| attrs.get(key).map(|v| v.trim()).unwrap_or("");
+    let pod = PodInfo {
+        name: get(keys::POD_NAME).to_string(),
+        namespace: get(keys::POD_NAMESPACE).to_string(),
+        uid: get(keys::POD_UID).to_string(),
+        service_account: get(keys::SERVICE_ACCOUNT).to_string(),
+        spc: get(keys::SPC_NAME).to_string(),
+    };
+    if pod.name.is_empty() {
+        return Err(RequestError::PodName);
+    }
+    if pod.namespace.is_empty() {
+        return Err(RequestError::PodNamespace);
+    }
+    let pod_identity = parse_bool(&attrs, "usePodIdentity")?;
+    let vm_identity = parse_bool(&attrs, "useVMManagedIdentity")?;
+    let token_proxy = parse_bool(&attrs, "useAzureTokenProxy")?;
+    let mode = match (pod_identity, vm_identity, token_proxy) {
+        (false, false, false) => Mode::None,
+        (true, false, false) => Mode::PodIdentity,
+        (false, true, false) => Mode::VmManagedIdentity,
+        (false, false, true) => Mode::AzureTokenProxy,
+        _ => return Err(RequestError::ManyModes),
+    };
+    let vault_name = get("keyvaultName").to_string();
+    if vault_name.is_empty() {
+        return Err(RequestError::VaultName);
+    }
+    let tenant_id = match get("tenantID") {
+        "" => {
+            let legacy = get("tenantId");
+            if !legacy.is_empty() {
+                tracing::debug!("tenantId is deprecated and will be removed in a future release. Use 'tenantID' instead");
+            }
+            legacy
+        }
+        t => t,
+    }
+    .to_string();
+    if tenant_id.is_empty() {
+        return Err(RequestError::Tenant);
+    }
+    // The tenant becomes a path segment of the token URL.
+    if tenant_id.len() > 256
+        || !tenant_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    {
+        return Err(RequestError::TenantInvalid(
+            tenant_id.escape_debug().to_string(),
+        ));
+    }
+    let cloud = resolve_cloud(get("cloudName"), get("cloudEnvFileName"), defaults).await?;
+    let credential = auth::credential(&auth::AuthInputs {
+        mode,
+        client_id: get("clientID"),
+        user_assigned_identity_id: get("userAssignedIdentityID"),
+        sa_tokens: attrs.get(keys::SA_TOKENS).map(String::as_str).unwrap_or(""),
+        secrets: secrets.as_ref(),
+        pod_namespace: &pod.namespace,
+        pod_name: &pod.name,
+    })?;
+    let objects = objects::parse(get("objects"))?;
+    if !objects.is_empty() {
+        validate_vault_name(&vault_name)?;
+    }
+    Ok(MountSpec {
+        pod,
+        vault_name,
+        tenant_id,
+        cloud,
+        credential,
+        objects,
+        default_mode,
+    })
+}
+
+fn parse_permission(permission: &str) -> Result<u32, RequestError> {
+    let mode: u64 =
+        serde_json::from_str(permission).map_err(|e| RequestError::Permission(json_error(&e)))?;
+    if mode > 0o777 {
+        return Err(RequestError::Permission(format!(
+            "file mode {mode:#o} has bits outside 0777"
+        )));
+    }
+    Ok(mode as u32)
+}
+
+async fn resolve_cloud(
+    name: &str,
+    env_file: &str,
+    defaults: &RequestDefaults,
+) -> Result<Cloud, RequestError> {
+    let named = if name.is_empty() {
+        defaults.cloud.clone()
+    } else {
+        CloudName::parse(name)?
+    };
+    match named {
+        CloudName::Known(cloud) => Ok(cloud),
+        CloudName::Custom => {
+            let path = if env_file.is_empty() {
+                defaults
+                    .cloud_env_file
+                    .clone()
+                    .ok_or(CloudError::NoEnvFile)?
+            } else {
+                PathBuf::from(env_file)
+            };
+            Ok(cloud::load_env_file(&path).await?)
+        }
+    }
+}
+
+fn validate_vault_name(name: &str) -> Result<(), RequestError> {
+    if !(3..=24).contains(&name.len()) {
+        return Err(RequestError::VaultNameLength(
+            name.escape_debug().to_string(),
+        ));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(RequestError::VaultNameChars(
+            name.escape_debug().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> RequestDefaults {
+        RequestDefaults {
+            cloud: CloudName::parse("AzurePublicCloud").unwrap(),
+            cloud_env_file: None,
+        }
+    }
+
+    fn attrs(extra: &[(&str, &str)]) -> String {
+        let mut m: HashMap<&str, &str> = HashMap::from([
+            (keys::POD_NAME, "pod"),
+            (keys::POD_NAMESPACE, "ns"),
+            ("keyvaultName", "kv1"),
+            ("tenantID", "tenant"),
+            (
+                "objects",
+                "array:\n  - |\n    objectName: s1\n    objectType: secret\n",
+            ),
+        ]);
+        for (k, v) in extra {
+            m.insert(k, v);
+        }
+        serde_json::to_string(&m).unwrap()
+    }
+
+    const SP: &str = r#"{"clientid":"id","clientsecret":"pw"}"#;
+
+    async fn err(a: &str, secrets: &str, perm: &str) -> String {
+        parse(a, secrets, perm, &defaults())
+            .await
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn happy_path_with_service_principal() {
+        let spec = parse(&attrs(&[]), SP, "420", &defaults()).await.unwrap();
+        assert_eq!(spec.default_mode, 0o644);
+        assert_eq!(spec.cloud.key_vault_dns_suffix, "vault.azure.net");
+        assert_eq!(spec.objects.len(), 1);
+        assert!(matches!(
+            spec.credential,
+            Credential::ServicePrincipal { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn envelope_errors() {
+        assert!(err("{", SP, "420")
+            .await
+            .starts_with("failed to unmarshal attributes, error: "));
+        assert!(err(&attrs(&[]), "[1]", "420")
+            .await
+            .starts_with("failed to unmarshal secrets, error: "));
+        assert!(err(&attrs(&[]), SP, "\"x\"")
+            .await
+            .starts_with("failed to unmarshal file permission, error: "));
+        assert!(err(&attrs(&[]), SP, "4095").await.contains("outside 0777"));
+    }
+
+    #[tokio::test]
+    async fn null_secrets_mean_no_node_publish_secret() {
+        let e = err(&attrs(&[]), "null", "420").await;
+        assert!(e.contains("nodePublishSecretRef secret is not set"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn check_order_and_texts() {
+        assert_eq!(
+            err(&attrs(&[(keys::POD_NAME, "")]), SP, "420").await,
+            "pod name is not provided"
+        );
+        assert_eq!(
+            err(&attrs(&[(keys::POD_NAMESPACE, "")]), SP, "420").await,
+            "pod namespace is not provided"
+        );
+        assert_eq!(
+            err(&attrs(&[("usePodIdentity", "tru")]), SP, "420").await,
+            "failed to parse usePodIdentity flag, error: strconv.ParseBool: parsing \"tru\": invalid syntax"
+        );
+        assert!(err(&attrs(&[("useVMManagedIdentity", "yes")]), SP, "420")
+            .await
+            .starts_with("failed to parse useVMManagedIdentity flag"));
+        assert!(err(&attrs(&[("useAzureTokenProxy", "2")]), SP, "420")
+            .await
+            .starts_with("failed to parse useAzureTokenProxy flag"));
+        assert_eq!(
+            err(&attrs(&[("usePodIdentity", "true"), ("useVMManagedIdentity", "T")]), SP, "420").await,
+            "only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or useAzureTokenProxy"
+        );
+        assert_eq!(
+            err(&attrs(&[("keyvaultName", " ")]), SP, "420").await,
+            "keyvaultName is not provided"
+        );
+        assert_eq!(
+            err(&attrs(&[("tenantID", "")]), SP, "420").await,
+            "tenantId is not provided"
+        );
+        assert!(err(&attrs(&[("cloudName", "Mars")]), SP, "420")
+            .await
+            .starts_with("cloudName Mars is not valid"));
+        assert_eq!(
+            err(&attrs(&[("objects", "")]), SP, "420").await,
+            "objects is not set"
+        );
+        assert_eq!(
+            err(&attrs(&[("keyvaultName", "kv")]), SP, "420").await,
+            "failed to get vault: Invalid vault name: \"kv\", must be between 3 and 24 chars"
+        );
+        assert_eq!(
+            err(&attrs(&[("keyvaultName", "kv_1")]), SP, "420").await,
+            "failed to get vault: Invalid vault name: \"kv_1\", must match [-a-zA-Z0-9]{3,24}"
+        );
+        assert!(err(&attrs(&[("tenantID", "a/b")]), SP, "420")
+            .await
+            .contains("is not valid"));
+    }
+
+    #[tokio::test]
+    async fn tenant_id_precedence() {
+        let spec = parse(
+            &attrs(&[("tenantID", "new"), ("tenantId", "old")]),
+            SP,
+            "420",
+            &defaults(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(spec.tenant_id, "new");
+        let spec = parse(
+            &attrs(&[("tenantID", ""), ("tenantId", "old")]),
+            SP,
+            "420",
+            &defaults(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(spec.tenant_id, "old");
+    }
+
+    #[tokio::test]
+    async fn empty_objects_skip_vault_name_check() {
+        let spec = parse(
+            &attrs(&[("objects", "array: []"), ("keyvaultName", "k")]),
+            SP,
+            "420",
+            &defaults(),
+        )
+        .await
+        .unwrap();
+        assert!(spec.objects.is_empty());
+    }
+
+    #[tokio::test]
+    async fn custom_cloud_from_env_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env.json");
+        std::fs::write(&file, r#"{"name":"AzureStackCloud","activeDirectoryEndpoint":"https://login.test/","keyVaultEndpoint":"https://vault.test/","keyVaultDNSSuffix":"vault.test"}"#).unwrap();
+        let a = attrs(&[
+            ("cloudName", "AzureStackCloud"),
+            ("cloudEnvFileName", file.to_str().unwrap()),
+        ]);
+        let spec = parse(&a, SP, "420", &defaults()).await.unwrap();
+        assert_eq!(spec.cloud.key_vault_dns_suffix, "vault.test");
+        let missing = attrs(&[
+            ("cloudName", "AzureStackCloud"),
+            ("cloudEnvFileName", "/nonexistent/env.json"),
+        ]);
+        assert!(err(&missing, SP, "420").await.starts_with(
+            "cloudName AzureStackCloud is not valid, error: open /nonexistent/env.json: "
+        ));
+        assert!(err(&attrs(&[("cloudName", "AzureStackCloud")]), SP, "420")
+            .await
+            .contains("set the cloudEnvFileName parameter"));
+    }
+
+    #[tokio::test]
+    async fn json_errors_never_echo_values() {
+        let e = err(r#"{"csi.storage.k8s.io/pod.name": 1234567}"#, SP, "420").await;
+        assert!(!e.contains("1234567"), "{e}");
+        let e = err(&attrs(&[]), r#"{"clientsecret": 987654321}"#, "420").await;
+        assert!(!e.contains("987654321"), "{e}");
+    }
+}

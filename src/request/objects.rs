@@ -1,0 +1,481 @@
+//! The `objects` parameter: YAML with an `array:` of YAML strings, each describing one Key Vault
+//! object, parsed and validated into [`ObjectSpec`]s.
+//!
+//! Field names, trimming and error texts follow the Go provider. Where it silently accepted
+//! nonsense (an invalid `filePermission` became mode 0, `PFX` in capitals skipped the secret-only
+//! check, an unknown `objectType` only failed after network calls) we fail up front, naming the
+//! object and the fix.
+
+use serde::{de, Deserialize, Deserializer};
+
+use super::path;
+
+/// Which Key Vault collection an object lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectType {
+    Secret,
+    Key,
+    Cert,
+}
+
+impl ObjectType {
+    /// The spelling used in ObjectVersion ids and error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectType::Secret => "secret",
+            ObjectType::Key => "key",
+            ObjectType::Cert => "cert",
+        }
+    }
+}
+
+/// `objectFormat`: how a certificate-backed secret is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectFormat {
+    Pem,
+    Pfx,
+}
+
+/// `objectEncoding`: how a secret's value is decoded before it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectEncoding {
+    Utf8,
+    Base64,
+    Hex,
+}
+
+/// One validated object of the SPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSpec {
+    pub name: String,
+    pub object_type: ObjectType,
+    /// `None` means the latest version (`""` or `latest`).
+    pub version: Option<String>,
+    /// The version text as the user wrote it, for error messages.
+    pub version_text: String,
+    /// File path of the object (alias or name).
+    pub file_name: String,
+    pub format: ObjectFormat,
+    pub encoding: ObjectEncoding,
+    /// Explicit per-object mode; `None` uses the request's default.
+    pub file_mode: Option<u32>,
+    /// Number of versions to write (`objectVersionHistory`); 1 means the single-version layout.
+    pub history: u32,
+}
+
+impl ObjectSpec {
+    /// The `ObjectVersion.id` the Go provider reports: `<type>/<name>`.
+    pub fn uid(&self) -> String {
+        format!("{}/{}", self.object_type.as_str(), self.name)
+    }
+}
+
+/// A per-object problem; displayed with the Go provider's `failed to get objectType:…` prefix.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "failed to get objectType:{object_type}, objectName:{name}, objectVersion:{version}: {problem}"
+)]
+pub struct ObjectError {
+    pub object_type: String,
+    pub name: String,
+    pub version: String,
+    pub problem: ObjectProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectProblem {
+    #[error("objectName is not set: give the name of the object in Key Vault")]
+    MissingName,
+    #[error("objectName \"{0}\" is not a valid Key Vault object name: use 1-127 letters, digits and '-'")]
+    InvalidName(String),
+    #[error("objectVersion \"{0}\" is not a valid Key Vault version: use the 32-character version id, \"latest\" or leave it empty")]
+    InvalidVersion(String),
+    #[error("Invalid vaultObjectTypes. Should be secret, key, or cert")]
+    InvalidType,
+    #[error("invalid objectFormat: {0}, should be PEM or PFX")]
+    InvalidFormat(String),
+    #[error("PFX format only supported for objectType: secret")]
+    PfxNotSecret,
+    #[error("objectEncoding only supported for objectType: secret")]
+    EncodingNotSecret,
+    #[error("invalid objectEncoding: {0}, should be hex, base64 or utf-8")]
+    InvalidEncoding(String),
+    #[error("file permission must be a valid octal number: {0}")]
+    InvalidPermission(String),
+    #[error(
+        "file permission {0} is out of range: use an octal mode from 0000 to 0777, e.g. \"0644\""
+    )]
+    PermissionOutOfRange(String),
+    #[error(
+        "objectVersionHistory {0} is too large: at most {MAX_HISTORY} versions can be written"
+    )]
+    HistoryTooLarge(i64),
+    #[error(transparent)]
+    Path(#[from] path::PathError),
+}
+
+/// Upper bound on `objectVersionHistory`: each version is a file and a GET.
+pub const MAX_HISTORY: i64 = 200;
+/// Upper bound on objects in one SPC, far above real use, so a hostile SPC cannot fan out.
+pub const MAX_OBJECTS: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectsError {
+    #[error("objects is not set")]
+    Missing,
+    #[error("failed to yaml unmarshal objects, error: {0}")]
+    Yaml(String),
+    #[error("unmarshal failed for keyVaultObjects at index {index}, error: {message}")]
+    Element { index: usize, message: String },
+    #[error(
+        "objects lists {0} objects: at most {MAX_OBJECTS} are allowed in one SecretProviderClass"
+    )]
+    TooMany(usize),
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+}
+
+#[derive(Deserialize)]
+struct StringArray {
+    #[serde(default)]
+    array: Option<Vec<String>>,
+}
+
+/// The raw per-object YAML; every field may be any scalar, kept as text like yaml.v3 does.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawObject {
+    #[serde(default, deserialize_with = "scalar")]
+    object_name: String,
+    #[serde(default, deserialize_with = "scalar")]
+    object_alias: String,
+    #[serde(default, deserialize_with = "scalar")]
+    object_type: String,
+    #[serde(default, deserialize_with = "scalar")]
+    object_version: String,
+    #[serde(default, deserialize_with = "scalar")]
+    object_format: String,
+    #[serde(default, deserialize_with = "scalar")]
+    object_encoding: String,
+    #[serde(default, deserialize_with = "scalar")]
+    file_permission: String,
+    #[serde(default, deserialize_with = "history")]
+    object_version_history: i64,
+}
+
+/// Accepts a string, number or boolean scalar (or null) as text.
+fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `objectVersionHistory` is an int32 upstream; also accept it quoted.
+fn history<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let text = scalar(d)?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(0);
+    }
+    text.parse::<i32>().map(i64::from).map_err(|_| {
+        de::Error::custom(format!(
+            "objectVersionHistory \"{text}\" is not a whole number"
+        ))
+    })
+}
+
+/// Parses the `objects` parameter. An empty `array` yields no objects (the Go provider then
+/// answers with an empty response).
+pub fn parse(objects: &str) -> Result<Vec<ObjectSpec>, ObjectsError> {
+    if objects.trim().is_empty() {
+        return Err(ObjectsError::Missing);
+    }
+    let outer: StringArray =
+        yaml_serde::from_str(objects).map_err(|e| ObjectsError::Yaml(e.to_string()))?;
+    let items = outer.array.unwrap_or_default();
+    if items.len() > MAX_OBJECTS {
+        return Err(ObjectsError::TooMany(items.len()));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let raw: RawObject = if item.trim().is_empty() {
+                RawObject::default()
+            } else {
+                yaml_serde::from_str(item).map_err(|e| ObjectsError::Element {
+                    index,
+                    message: e.to_string(),
+                })?
+            };
+            Ok(validate(raw)?)
+        })
+        .collect()
+}
+
+fn validate(raw: RawObject) -> Result<ObjectSpec, ObjectError> {
+    let name = raw.object_name.trim().to_string();
+    let type_text = raw.object_type.trim().to_string();
+    let version_text = raw.object_version.trim().to_string();
+    let fail = |problem| ObjectError {
+        object_type: type_text.clone(),
+        name: name.clone(),
+        version: version_text.clone(),
+        problem,
+    };
+
+    // Same order as the Go provider's validate(): format, encoding, file name; then our additions.
+    let object_type = match type_text.as_str() {
+        "secret" => Some(ObjectType::Secret),
+        "key" => Some(ObjectType::Key),
+        "cert" => Some(ObjectType::Cert),
+        _ => None,
+    };
+    let format = match raw.object_format.trim().to_ascii_lowercase().as_str() {
+        "" | "pem" => ObjectFormat::Pem,
+        "pfx" => ObjectFormat::Pfx,
+        _ => {
+            return Err(fail(ObjectProblem::InvalidFormat(
+                raw.object_format.trim().to_string(),
+            )))
+        }
+    };
+    if format == ObjectFormat::Pfx
+        && object_type != Some(ObjectType::Secret)
+        && object_type.is_some()
+    {
+        return Err(fail(ObjectProblem::PfxNotSecret));
+    }
+    let encoding_text = raw.object_encoding.trim();
+    let encoding = if encoding_text.is_empty() {
+        ObjectEncoding::Utf8
+    } else {
+        if object_type.is_some() && object_type != Some(ObjectType::Secret) {
+            return Err(fail(ObjectProblem::EncodingNotSecret));
+        }
+        match encoding_text.to_ascii_lowercase().as_str() {
+            "utf-8" => ObjectEncoding::Utf8,
+            "base64" => ObjectEncoding::Base64,
+            "hex" => ObjectEncoding::Hex,
+            _ => {
+                return Err(fail(ObjectProblem::InvalidEncoding(
+                    encoding_text.to_string(),
+                )))
+            }
+        }
+    };
+    let alias = raw.object_alias.trim();
+    let file_name = if alias.is_empty() {
+        name.clone()
+    } else {
+        alias.to_string()
+    };
+    path::validate(&file_name).map_err(|e| fail(e.into()))?;
+
+    let Some(object_type) = object_type else {
+        return Err(fail(ObjectProblem::InvalidType));
+    };
+    if name.is_empty() {
+        return Err(fail(ObjectProblem::MissingName));
+    }
+    if name.len() > 127 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(fail(ObjectProblem::InvalidName(
+            name.escape_debug().to_string(),
+        )));
+    }
+    let version = match version_text.as_str() {
+        "" | "latest" => None,
+        v if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric()) => Some(v.to_string()),
+        v => {
+            return Err(fail(ObjectProblem::InvalidVersion(
+                v.escape_debug().to_string(),
+            )))
+        }
+    };
+    let file_mode = match raw.file_permission.trim() {
+        "" => None,
+        text => Some(parse_mode(text).map_err(fail)?),
+    };
+    if raw.object_version_history > MAX_HISTORY {
+        return Err(fail(ObjectProblem::HistoryTooLarge(
+            raw.object_version_history,
+        )));
+    }
+    Ok(ObjectSpec {
+        name: name.clone(),
+        object_type,
+        version,
+        version_text: version_text.clone(),
+        file_name,
+        format,
+        encoding,
+        file_mode,
+        history: raw.object_version_history.max(1) as u32,
+    })
+}
+
+/// Parses an octal file mode like Go's `strconv.ParseInt(s, 8, 32)`, then insists on 0..=0o777.
+fn parse_mode(text: &str) -> Result<u32, ObjectProblem> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    let value = u32::from_str_radix(digits, 8).map_err(|_| {
+        ObjectProblem::InvalidPermission(format!(
+            "strconv.ParseInt: parsing \"{text}\": invalid syntax"
+        ))
+    })?;
+    if value > 0o777 {
+        return Err(ObjectProblem::PermissionOutOfRange(text.to_string()));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(item: &str) -> Result<ObjectSpec, ObjectsError> {
+        let yaml = format!("array:\n  - |\n{}", indent(item));
+        parse(&yaml).map(|mut v| v.remove(0))
+    }
+
+    fn indent(s: &str) -> String {
+        s.lines().map(|l| format!("    {l}\n")).collect()
+    }
+
+    fn err(item: &str) -> String {
+        one(item).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_fields_with_trimming_and_defaults() {
+        let o = one("objectName: ' secret1 '\nobjectType: secret\nobjectAlias: dir/alias\nobjectVersion: \"\"\nfilePermission: 0755\nunknownKey: x").unwrap();
+        assert_eq!(o.name, "secret1");
+        assert_eq!(o.file_name, "dir/alias");
+        assert_eq!(o.version, None);
+        assert_eq!(o.file_mode, Some(0o755));
+        assert_eq!(o.encoding, ObjectEncoding::Utf8);
+        assert_eq!(o.format, ObjectFormat::Pem);
+        assert_eq!(o.history, 1);
+        assert_eq!(o.uid(), "secret/secret1");
+    }
+
+    #[test]
+    fn quoted_and_bare_scalars() {
+        let o = one("objectName: 12345\nobjectType: secret\nfilePermission: \"0600\"\nobjectVersionHistory: \"3\"").unwrap();
+        assert_eq!(o.name, "12345");
+        assert_eq!(o.file_mode, Some(0o600));
+        assert_eq!(o.history, 3);
+    }
+
+    #[test]
+    fn latest_means_no_version() {
+        assert_eq!(
+            one("objectName: a\nobjectType: key\nobjectVersion: latest")
+                .unwrap()
+                .version,
+            None
+        );
+        let o =
+            one("objectName: a\nobjectType: key\nobjectVersion: 0123456789abcdef0123456789abcdef")
+                .unwrap();
+        assert_eq!(
+            o.version.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+    }
+
+    #[test]
+    fn upstream_error_texts() {
+        assert_eq!(
+            err("objectName: secret1\nobjectType: secret\nobjectFormat: pkcs"),
+            "failed to get objectType:secret, objectName:secret1, objectVersion:: invalid objectFormat: pkcs, should be PEM or PFX"
+        );
+        assert!(err("objectName: k\nobjectType: key\nobjectFormat: PFX")
+            .ends_with(": PFX format only supported for objectType: secret"));
+        assert!(
+            err("objectName: k\nobjectType: key\nobjectEncoding: base64")
+                .ends_with(": objectEncoding only supported for objectType: secret")
+        );
+        assert!(
+            err("objectName: s\nobjectType: secret\nobjectEncoding: utf-16")
+                .ends_with(": invalid objectEncoding: utf-16, should be hex, base64 or utf-8")
+        );
+        assert!(err("objectType: secret").ends_with(": file name must not be empty"));
+        assert!(
+            err("objectName: s\nobjectType: secret\nobjectAlias: /etc/x")
+                .ends_with(": file name must be a relative path")
+        );
+        assert!(err("objectName: s\nobjectType: secret\nobjectAlias: ../x")
+            .ends_with(": file name must not contain '..'"));
+        assert!(err("objectName: s\nobjectType: Secret")
+            .ends_with(": Invalid vaultObjectTypes. Should be secret, key, or cert"));
+        assert!(
+            err("objectName: s\nobjectType: secret\nfilePermission: 0999")
+                .contains("file permission must be a valid octal number")
+        );
+        assert!(
+            err("objectName: s\nobjectType: secret\nfilePermission: 1777")
+                .contains("file permission 1777 is out of range")
+        );
+        assert!(err("objectName: s\nobjectType: secret\nobjectAlias: a/./b")
+            .contains("is not a clean path"));
+        assert!(err("objectName: ../s\nobjectType: secret\nobjectAlias: x")
+            .contains("is not a valid Key Vault object name"));
+        assert!(err("objectName: s\nobjectType: secret\nobjectVersion: a/b")
+            .contains("is not a valid Key Vault version"));
+        assert!(err("objectAlias: x\nobjectType: secret").contains("objectName is not set"));
+    }
+
+    #[test]
+    fn outer_and_element_yaml_errors() {
+        assert_eq!(parse("  ").unwrap_err().to_string(), "objects is not set");
+        assert!(parse("array: [")
+            .unwrap_err()
+            .to_string()
+            .starts_with("failed to yaml unmarshal objects, error: "));
+        let e = parse("array:\n  - |\n    objectName: [\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("unmarshal failed for keyVaultObjects at index 0, error: "),
+            "{e}"
+        );
+        assert!(parse("array: []").unwrap().is_empty());
+        assert!(parse("array:").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bounds() {
+        let many = format!(
+            "array:\n{}",
+            "  - 'objectName: a\n\n    objectType: secret'\n".repeat(MAX_OBJECTS + 1)
+        );
+        assert!(matches!(parse(&many), Err(ObjectsError::TooMany(_))));
+        assert!(
+            err("objectName: s\nobjectType: secret\nobjectVersionHistory: 100000")
+                .contains("too large")
+        );
+    }
+}
