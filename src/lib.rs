@@ -6,10 +6,15 @@
 
 pub mod cloud;
 pub mod identity;
+pub mod keyvault;
+pub mod logging;
 pub mod net;
+pub mod provider;
+pub mod render;
 pub mod request;
 pub mod retry;
 pub mod secret;
+pub mod server;
 
 pub mod proto {
     //! The driver's provider API, generated from `proto/service.proto`.

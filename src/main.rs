@@ -1,1 +1,266 @@
-fn main() {}
+//! The `akv-csi-provider` binary: flags (the Go provider's names, so its DaemonSet arguments work
+//! unchanged, plus our own), logging, and the server.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use url::Url;
+
+use akv_csi_provider::cloud::CloudName;
+use akv_csi_provider::identity::IdentityConfig;
+use akv_csi_provider::net::{NetConfig, ResolveRule};
+use akv_csi_provider::provider::{Provider, ProviderConfig};
+use akv_csi_provider::render::RenderOptions;
+use akv_csi_provider::request::RequestDefaults;
+use akv_csi_provider::server::{self, HealthzConfig, ServerConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "akv-csi-provider",
+    about = "Azure Key Vault provider for the Secrets Store CSI Driver",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// gRPC endpoint to listen on.
+    #[arg(long, default_value = "unix:///tmp/azure.sock")]
+    endpoint: String,
+    /// Print the version as JSON and exit.
+    #[arg(long)]
+    version: bool,
+    /// Log verbosity (klog style): 0-1 info, 2-4 debug, 5+ trace.
+    #[arg(short = 'v', long = "v", default_value_t = 0)]
+    verbosity: u8,
+    /// Log JSON lines instead of text.
+    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
+    log_format_json: bool,
+    /// Order PFX certificates leaf, intermediates, root.
+    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true")]
+    construct_pem_chain: bool,
+    /// Also write <file>.crt and <file>.key for certificate-backed secrets.
+    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
+    write_cert_and_key_in_separate_files: bool,
+    /// Cloud used when a SecretProviderClass sets no cloudName.
+    #[arg(long, default_value = "AzurePublicCloud")]
+    cloud_name: String,
+    /// Port of the HTTP health endpoint.
+    #[arg(long, default_value_t = 8989)]
+    healthz_port: u16,
+    /// Path of the HTTP health endpoint.
+    #[arg(long, default_value = "/healthz")]
+    healthz_path: String,
+    /// Timeout of the health check through the socket (Go duration, e.g. 5s).
+    #[arg(long, default_value = "5s", value_parser = go_duration)]
+    healthz_timeout: Duration,
+    /// Metrics backend; only Prometheus is supported.
+    #[arg(long, default_value = "Prometheus")]
+    metrics_backend: String,
+    /// Port of the Prometheus /metrics endpoint.
+    #[arg(long, default_value_t = 8898)]
+    prometheus_port: u16,
+    /// Accepted for compatibility; this provider has no pprof endpoints.
+    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
+    enable_pprof: bool,
+    /// Accepted for compatibility; this provider has no pprof endpoints.
+    #[arg(long, default_value_t = 6060)]
+    pprof_port: u16,
+    /// Appended to the User-Agent of outbound requests.
+    #[arg(long, default_value = "")]
+    custom_user_agent: String,
+    /// AKS identity-binding token proxy URL.
+    #[arg(long, default_value = "")]
+    token_proxy_url: String,
+    /// TLS server name for the identity-binding token proxy (computed when empty).
+    #[arg(long, default_value = "")]
+    sni_name: String,
+    /// Send connections for PATTERN (a host or *.suffix) to ADDR:PORT, keeping the real name
+    /// for Host, SNI and certificate checks. Repeatable.
+    #[arg(long = "resolve", value_name = "PATTERN=ADDR:PORT")]
+    resolve: Vec<ResolveRule>,
+    /// Extra PEM file of CA certificates to trust, besides the platform's. Repeatable.
+    #[arg(long = "extra-ca-file", value_name = "PATH")]
+    extra_ca_file: Vec<PathBuf>,
+    /// aad-pod-identity NMI endpoint.
+    #[arg(long, default_value = "http://localhost:2579")]
+    nmi_endpoint: Url,
+    /// Instance Metadata Service endpoint.
+    #[arg(long, default_value = "http://169.254.169.254")]
+    imds_endpoint: Url,
+    /// Deadline of one mount, including retries (Go duration).
+    #[arg(long, default_value = "60s", value_parser = go_duration)]
+    mount_timeout: Duration,
+    /// Concurrent requests to one vault, across all mounts.
+    #[arg(long, default_value_t = 16)]
+    max_concurrent_requests_per_vault: usize,
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean value {s:?}")),
+    }
+}
+
+/// Go's `time.ParseDuration` for the units that make sense here: `500ms`, `5s`, `1m30s`, `2h`.
+fn go_duration(s: &str) -> Result<Duration, String> {
+    let mut total = Duration::ZERO;
+    let mut rest = s.trim();
+    if rest == "0" {
+        return Ok(total);
+    }
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(format!("invalid duration {s:?}: use units ms, s, m or h")),
+        };
+        total += Duration::from_secs_f64(value * unit);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("{{\"version\":\"{}\"}}", env!("CARGO_PKG_VERSION"));
+        return std::process::ExitCode::SUCCESS;
+    }
+    akv_csi_provider::logging::init(cli.verbosity, cli.log_format_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(serve(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cli: Cli) -> Result<(), String> {
+    if !cli.metrics_backend.eq_ignore_ascii_case("prometheus") {
+        return Err(format!(
+            "unsupported metrics backend {}",
+            cli.metrics_backend
+        ));
+    }
+    tracing::info!(port = cli.prometheus_port, "Prometheus metrics are not served by this version yet; --prometheus-port is accepted for compatibility");
+    if cli.enable_pprof {
+        tracing::warn!(
+            port = cli.pprof_port,
+            "--enable-pprof is ignored: this provider has no pprof endpoints"
+        );
+    }
+    if !cli.token_proxy_url.is_empty() || !cli.sni_name.is_empty() {
+        tracing::warn!("--token-proxy-url and --sni-name are accepted, but identity binding (useAzureTokenProxy) is not supported by this version yet");
+    }
+    let cloud = CloudName::parse(&cli.cloud_name).map_err(|e| format!("--cloud-name: {e}"))?;
+    let mut user_agent = format!("akv-csi-provider/{}", env!("CARGO_PKG_VERSION"));
+    if !cli.custom_user_agent.is_empty() {
+        user_agent = format!("{user_agent} {}", cli.custom_user_agent);
+    }
+    let config = ProviderConfig {
+        defaults: RequestDefaults {
+            cloud,
+            cloud_env_file: std::env::var_os("AZURE_ENVIRONMENT_FILEPATH")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        },
+        render: RenderOptions {
+            construct_pem_chain: cli.construct_pem_chain,
+            separate_cert_and_key: cli.write_cert_and_key_in_separate_files,
+        },
+        mount_timeout: cli.mount_timeout,
+        max_concurrent_per_vault: cli.max_concurrent_requests_per_vault,
+        net: NetConfig {
+            resolve: cli.resolve,
+            extra_ca_files: cli.extra_ca_file,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            user_agent,
+        },
+        identity: IdentityConfig {
+            imds_endpoint: cli.imds_endpoint,
+            nmi_endpoint: cli.nmi_endpoint,
+        },
+    };
+    let provider = Arc::new(Provider::new(config).map_err(|e| e.to_string())?);
+    let server_config = ServerConfig {
+        socket: server::parse_endpoint(&cli.endpoint).map_err(|e| e.to_string())?,
+        healthz: HealthzConfig {
+            port: cli.healthz_port,
+            path: cli.healthz_path,
+            timeout: cli.healthz_timeout,
+        },
+    };
+    server::run(server_config, provider, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM"),
+        _ = int.recv() => tracing::info!("received SIGINT"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(go_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(go_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(go_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(go_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert!(go_duration("5").is_err());
+        assert!(go_duration("5x").is_err());
+    }
+
+    #[test]
+    fn upstream_chart_args_parse() {
+        let cli = Cli::try_parse_from([
+            "akv-csi-provider",
+            "--endpoint=unix:///provider/azure.sock",
+            "--log-format-json",
+            "-v=5",
+            "--construct-pem-chain=false",
+            "--healthz-port=8989",
+            "--healthz-path=/healthz",
+            "--healthz-timeout=5s",
+            "--write-cert-and-key-in-separate-files=true",
+            "--custom-user-agent=",
+        ])
+        .unwrap();
+        assert!(cli.log_format_json);
+        assert_eq!(cli.verbosity, 5);
+        assert!(!cli.construct_pem_chain);
+        assert!(cli.write_cert_and_key_in_separate_files);
+    }
+}

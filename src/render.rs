@@ -1,0 +1,159 @@
+//! Turns fetched Key Vault objects into the files of a MountResponse: secret encodings,
+//! certificate-backed secrets (PFX → PEM with chain ordering, PEM passthrough, raw PFX), keys as
+//! PKIX public-key PEM, certificates as PEM, and the optional split `.crt`/`.key` files.
+
+use base64::Engine;
+
+use crate::keyvault::{CertificateBundle, KeyBundle, SecretBundle};
+use crate::request::{ObjectEncoding, ObjectSpec};
+
+/// Flags that change how objects are written.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    /// `--construct-pem-chain`: order PFX certificates leaf → intermediates → root.
+    pub construct_pem_chain: bool,
+    /// `--write-cert-and-key-in-separate-files`: also write `<file>.crt` and `<file>.key`.
+    pub separate_cert_and_key: bool,
+}
+
+/// One object version as fetched.
+pub enum Fetched {
+    Secret(SecretBundle),
+    Key(KeyBundle),
+    Cert(CertificateBundle),
+}
+
+impl Fetched {
+    pub fn version(&self) -> &str {
+        match self {
+            Fetched::Secret(s) => &s.version,
+            Fetched::Key(k) => &k.version,
+            Fetched::Cert(c) => &c.version,
+        }
+    }
+}
+
+/// A file to return to the driver, with the ObjectVersion it reports.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    pub path: String,
+    pub mode: u32,
+    pub contents: Vec<u8>,
+    pub uid: String,
+    pub version: String,
+}
+
+impl std::fmt::Debug for RenderedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderedFile")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("bytes", &self.contents.len())
+            .field("uid", &self.uid)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// Why an object could not be turned into files. Messages never include object content.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("secret value is not valid base64 (objectEncoding: base64 expects standard base64 with padding; first invalid input at byte offset {0})")]
+    Base64(usize),
+    #[error("secret value is not valid base64 (objectEncoding: base64 expects standard base64 with padding)")]
+    Base64Length,
+    #[error("secret value is not valid hex (objectEncoding: hex; first invalid input at byte offset {0})")]
+    Hex(usize),
+    #[error(
+        "secret value is not valid hex (objectEncoding: hex expects an even number of hex digits)"
+    )]
+    HexLength,
+}
+
+/// Where and how one object (or one version of it) is written.
+pub struct Target<'a> {
+    pub object: &'a ObjectSpec,
+    pub path: String,
+    pub uid: String,
+    pub mode: u32,
+}
+
+/// Renders one fetched object into its files, extra files first as upstream orders them.
+pub fn render(
+    target: &Target,
+    fetched: &Fetched,
+    _options: RenderOptions,
+) -> Result<Vec<RenderedFile>, RenderError> {
+    let file = |path: String, contents: Vec<u8>| RenderedFile {
+        path,
+        mode: target.mode,
+        contents,
+        uid: target.uid.clone(),
+        version: fetched.version().to_string(),
+    };
+    match fetched {
+        Fetched::Secret(secret) => {
+            let content = secret.value.expose().as_bytes();
+            Ok(vec![file(
+                target.path.clone(),
+                decode(content, target.object.encoding)?,
+            )])
+        }
+        Fetched::Key(_) | Fetched::Cert(_) => {
+            unreachable!("keys and certificates are rendered by pki")
+        }
+    }
+}
+
+/// Applies `objectEncoding` to a secret's (post-processing) content.
+pub fn decode(content: &[u8], encoding: ObjectEncoding) -> Result<Vec<u8>, RenderError> {
+    match encoding {
+        ObjectEncoding::Utf8 => Ok(content.to_vec()),
+        ObjectEncoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(content)
+            .map_err(|e| match e {
+                base64::DecodeError::InvalidByte(offset, _)
+                | base64::DecodeError::InvalidLastSymbol(offset, _) => RenderError::Base64(offset),
+                _ => RenderError::Base64Length,
+            }),
+        ObjectEncoding::Hex => hex::decode(content).map_err(|e| match e {
+            hex::FromHexError::InvalidHexCharacter { index, .. } => RenderError::Hex(index),
+            _ => RenderError::HexLength,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings() {
+        assert_eq!(decode(b"abc", ObjectEncoding::Utf8).unwrap(), b"abc");
+        assert_eq!(
+            decode(b"aGVsbG8=", ObjectEncoding::Base64).unwrap(),
+            b"hello"
+        );
+        assert_eq!(
+            decode(b"68656c6c6f", ObjectEncoding::Hex).unwrap(),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn decode_errors_do_not_quote_content() {
+        let e = decode(b"ab$Zcd==", ObjectEncoding::Base64)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("offset 2") && !e.contains('$') && !e.contains("36"),
+            "{e}"
+        );
+        let e = decode(b"aZ", ObjectEncoding::Hex).unwrap_err().to_string();
+        assert!(e.contains("offset 1") && !e.contains('Z'), "{e}");
+        assert!(matches!(
+            decode(b"abc", ObjectEncoding::Hex),
+            Err(RenderError::HexLength)
+        ));
+    }
+}

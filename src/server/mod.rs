@@ -1,0 +1,233 @@
+//! The gRPC edge: `v1alpha1.CSIDriverProvider` and `grpc.health.v1.Health` on a Unix socket,
+//! the HTTP `/healthz` probe, and graceful shutdown. The only module that knows gRPC types.
+
+mod healthz;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::{Request, Response, Status};
+
+use crate::proto::v1alpha1::csi_driver_provider_server::{
+    CsiDriverProvider, CsiDriverProviderServer,
+};
+use crate::proto::v1alpha1::{
+    File, MountRequest, MountResponse, ObjectVersion, VersionRequest, VersionResponse,
+};
+use crate::provider::Provider;
+pub use healthz::HealthzConfig;
+
+/// Name reported by the Version RPC.
+pub const RUNTIME_NAME: &str = "akv-csi-provider";
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Path of the Unix socket (from `--endpoint unix://…`).
+    pub socket: PathBuf,
+    pub healthz: HealthzConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid endpoint: {0} (use unix:///path/to/azure.sock)")]
+    Endpoint(String),
+    #[error("{path} exists and is not a socket; refusing to replace it")]
+    NotASocket { path: String },
+    #[error("failed to listen on {path}: {source}")]
+    Bind {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("failed to serve /healthz on port {port}: {source}")]
+    Healthz { port: u16, source: std::io::Error },
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+/// Parses `--endpoint` as upstream does: a `unix://` prefix (any case) and a path.
+pub fn parse_endpoint(endpoint: &str) -> Result<PathBuf, ServerError> {
+    let lower = endpoint.to_ascii_lowercase();
+    let rest = lower
+        .starts_with("unix://")
+        .then(|| &endpoint["unix://".len()..])
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ServerError::Endpoint(endpoint.to_string()))?;
+    Ok(if rest.starts_with('/') {
+        PathBuf::from(rest)
+    } else {
+        PathBuf::from(format!("/{rest}"))
+    })
+}
+
+/// Binds the socket: a stale socket from a previous run is removed, and the socket is created
+/// under umask 077 so only the owner (root, like the driver) can connect.
+fn bind(path: &Path) -> Result<UnixListener, ServerError> {
+    let shown = path.display().to_string();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(ServerError::NotASocket { path: shown });
+            }
+            std::fs::remove_file(path).map_err(|source| ServerError::Bind {
+                path: shown.clone(),
+                source,
+            })?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(ServerError::Bind {
+                path: shown,
+                source,
+            })
+        }
+    }
+    // SAFETY: umask only swaps the process file-creation mask; it has no memory effects.
+    let previous = unsafe { libc::umask(0o077) };
+    let listener = UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(previous) };
+    listener.map_err(|source| ServerError::Bind {
+        path: shown,
+        source,
+    })
+}
+
+/// Serves until `shutdown` completes, then lets in-flight RPCs finish and removes the socket.
+pub async fn run(
+    config: ServerConfig,
+    provider: Arc<Provider>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = bind(&config.socket)?;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<CsiDriverProviderServer<Service>>()
+        .await;
+
+    let healthz = healthz::serve(config.healthz.clone(), config.socket.clone()).await?;
+    tracing::info!(socket = %config.socket.display(), healthz_port = healthz.port, "listening");
+
+    let service = CsiDriverProviderServer::new(Service { provider })
+        .max_encoding_message_size(64 * 1024 * 1024);
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(service)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight mounts");
+        })
+        .await;
+    healthz.stop();
+    let _ = std::fs::remove_file(&config.socket);
+    result?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+struct Service {
+    provider: Arc<Provider>,
+}
+
+#[tonic::async_trait]
+impl CsiDriverProvider for Service {
+    async fn version(
+        &self,
+        _req: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(VersionResponse {
+            version: "v1alpha1".into(),
+            runtime_name: RUNTIME_NAME.into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+        }))
+    }
+
+    async fn mount(&self, req: Request<MountRequest>) -> Result<Response<MountResponse>, Status> {
+        let started = Instant::now();
+        let req = req.into_inner();
+        let result = self
+            .provider
+            .mount(&req.attributes, &req.secrets, &req.permission)
+            .await;
+        let elapsed = started.elapsed();
+        match result {
+            Ok(mounted) => {
+                let s = &mounted.spec_summary;
+                tracing::info!(
+                    pod = %s.pod, namespace = %s.namespace, spc = %s.spc, vault = %s.vault,
+                    identity = s.mode, objects = s.objects, files = mounted.files.len(),
+                    duration_ms = millis(elapsed), outcome = "ok", "mount"
+                );
+                let mut response = MountResponse::default();
+                for f in mounted.files {
+                    response.object_version.push(ObjectVersion {
+                        id: f.uid,
+                        version: f.version,
+                    });
+                    response.files.push(File {
+                        path: f.path,
+                        mode: f.mode as i32,
+                        contents: f.contents,
+                    });
+                }
+                Ok(Response::new(response))
+            }
+            Err(e) => {
+                tracing::warn!(duration_ms = millis(elapsed), outcome = e.class(), error = %e, "mount failed");
+                // Unknown, as upstream: users and alerts match on the message text.
+                Err(Status::unknown(e.to_string()))
+            }
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            parse_endpoint("unix:///tmp/azure.sock").unwrap(),
+            PathBuf::from("/tmp/azure.sock")
+        );
+        assert_eq!(
+            parse_endpoint("UNIX:///provider/azure.sock").unwrap(),
+            PathBuf::from("/provider/azure.sock")
+        );
+        assert_eq!(
+            parse_endpoint("unix://tmp/a.sock").unwrap(),
+            PathBuf::from("/tmp/a.sock")
+        );
+        for bad in ["/tmp/a.sock", "tcp://127.0.0.1:80", "unix://"] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bind_replaces_stale_socket_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("p.sock");
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        let listener = bind(&sock).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&sock).unwrap().permissions().mode() & 0o077,
+            0,
+            "no group or other access"
+        );
+        drop(listener);
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(matches!(bind(&file), Err(ServerError::NotASocket { .. })));
+        assert!(file.exists());
+    }
+}
