@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod identity;
 pub mod keyvault;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod provider;
 pub mod render;

@@ -10,6 +10,7 @@ use url::Url;
 
 use akv_csi_provider::cloud::CloudName;
 use akv_csi_provider::identity::IdentityConfig;
+use akv_csi_provider::metrics::Metrics;
 use akv_csi_provider::net::{NetConfig, ResolveRule};
 use akv_csi_provider::provider::{Provider, ProviderConfig};
 use akv_csi_provider::render::RenderOptions;
@@ -165,7 +166,6 @@ async fn serve(cli: Cli) -> Result<(), String> {
             cli.metrics_backend
         ));
     }
-    tracing::info!(port = cli.prometheus_port, "Prometheus metrics are not served by this version yet; --prometheus-port is accepted for compatibility");
     if cli.enable_pprof {
         tracing::warn!(
             port = cli.pprof_port,
@@ -205,7 +205,8 @@ async fn serve(cli: Cli) -> Result<(), String> {
             nmi_endpoint: cli.nmi_endpoint,
         },
     };
-    let provider = Arc::new(Provider::new(config).map_err(|e| e.to_string())?);
+    let metrics = Arc::new(Metrics::default());
+    let provider = Arc::new(Provider::new(config, metrics.clone()).map_err(|e| e.to_string())?);
     let server_config = ServerConfig {
         socket: server::parse_endpoint(&cli.endpoint).map_err(|e| e.to_string())?,
         healthz: HealthzConfig {
@@ -213,8 +214,9 @@ async fn serve(cli: Cli) -> Result<(), String> {
             path: cli.healthz_path,
             timeout: cli.healthz_timeout,
         },
+        metrics_port: cli.prometheus_port,
     };
-    server::run(server_config, provider, shutdown_signal())
+    server::run(server_config, provider, metrics, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }

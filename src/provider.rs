@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use crate::cloud::Cloud;
 use crate::identity::{AccessToken, CacheKey, IdentityConfig, IdentityError, TokenRequest, Tokens};
 use crate::keyvault::{Authenticator, KeyVault, KvError, Vault};
+use crate::metrics::Metrics;
 use crate::net::{self, NetConfig, NetError};
 use crate::render::{self, Fetched, RenderError, RenderOptions, RenderedFile, Target};
 use crate::request::{
@@ -156,22 +157,14 @@ pub struct Provider {
 }
 
 impl Provider {
-    pub fn new(config: ProviderConfig) -> Result<Self, NetError> {
+    pub fn new(config: ProviderConfig, metrics: Arc<Metrics>) -> Result<Self, NetError> {
         let http = net::client(&config.net)?;
         Ok(Provider {
-            tokens: Tokens::new(http.clone(), config.identity.clone()),
-            keyvault: KeyVault::new(http),
+            tokens: Tokens::new(http.clone(), config.identity.clone(), metrics.clone()),
+            keyvault: KeyVault::new(http, metrics),
             config,
             vault_limits: Mutex::default(),
         })
-    }
-
-    pub fn tokens(&self) -> &Tokens {
-        &self.tokens
-    }
-
-    pub fn keyvault(&self) -> &KeyVault {
-        &self.keyvault
     }
 
     /// Serves one Mount request.

@@ -8,7 +8,6 @@ mod entra;
 mod imds;
 mod nmi;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use url::Url;
@@ -17,6 +16,7 @@ pub use cache::{AccessToken, CacheKey, Source};
 use cache::{KeyBuilder, TokenCache};
 
 use crate::cloud::Cloud;
+use crate::metrics::{CacheLabels, Metrics, TokenLabels};
 use crate::request::Credential;
 use crate::retry::Deadline;
 
@@ -53,34 +53,22 @@ pub enum IdentityError {
     Nmi(String),
 }
 
-/// Upstream token calls, by outcome, for tests and metrics.
-#[derive(Debug, Default)]
-pub struct TokenStats {
-    pub upstream_ok: AtomicU64,
-    pub upstream_failed: AtomicU64,
-    pub cache_hits: AtomicU64,
-}
-
 /// Hands out access tokens; one per process, shared by all mounts.
 pub struct Tokens {
     http: reqwest::Client,
     config: IdentityConfig,
     cache: TokenCache,
-    stats: TokenStats,
+    metrics: Arc<Metrics>,
 }
 
 impl Tokens {
-    pub fn new(http: reqwest::Client, config: IdentityConfig) -> Self {
+    pub fn new(http: reqwest::Client, config: IdentityConfig, metrics: Arc<Metrics>) -> Self {
         Tokens {
             http,
             config,
             cache: TokenCache::default(),
-            stats: TokenStats::default(),
+            metrics,
         }
-    }
-
-    pub fn stats(&self) -> &TokenStats {
-        &self.stats
     }
 
     /// The cache key `req` maps to: equal keys mean equal credential material and scope.
@@ -137,10 +125,33 @@ impl Tokens {
             .cache
             .get_or_fetch(key, self.fetch(req, key, deadline))
             .await;
+        let mode = req.credential.mode_name();
+        let lookup = |result| CacheLabels {
+            cache: "token",
+            result,
+        };
+        let upstream = |outcome| TokenLabels { mode, outcome };
         match &result {
-            Ok((_, Source::Cache)) => self.stats.cache_hits.fetch_add(1, Ordering::Relaxed),
-            Ok((_, Source::Upstream)) => self.stats.upstream_ok.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.stats.upstream_failed.fetch_add(1, Ordering::Relaxed),
+            Ok((_, Source::Cache)) => self
+                .metrics
+                .cache_lookups
+                .get_or_create(&lookup("hit"))
+                .inc(),
+            Ok((_, Source::Upstream)) => {
+                self.metrics
+                    .cache_lookups
+                    .get_or_create(&lookup("miss"))
+                    .inc();
+                self.metrics
+                    .token_requests
+                    .get_or_create(&upstream("ok"))
+                    .inc()
+            }
+            Err(_) => self
+                .metrics
+                .token_requests
+                .get_or_create(&upstream("error"))
+                .inc(),
         };
         let (token, source) = result?;
         tracing::debug!(mode = req.credential.mode_name(), key = ?key, ?source, "access token");

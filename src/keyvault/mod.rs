@@ -11,9 +11,8 @@ mod models;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde::de::DeserializeOwned;
@@ -23,6 +22,7 @@ pub use challenge::ChallengeError;
 pub use models::{CertificateBundle, KeyBundle, SecretBundle, VersionItem};
 
 use crate::identity::{AccessToken, CacheKey, IdentityError};
+use crate::metrics::{self, KeyVaultLabels, Metrics, VaultLabels};
 use crate::net;
 use crate::request::ObjectType;
 use crate::retry::{self, Backoff, Deadline};
@@ -130,21 +130,12 @@ pub enum KvError {
     Config(String),
 }
 
-/// Requests made, by kind, for tests and metrics.
-#[derive(Debug, Default)]
-pub struct KvStats {
-    pub requests: AtomicU64,
-    pub challenges: AtomicU64,
-    pub retries: AtomicU64,
-    pub throttled: AtomicU64,
-}
-
 /// The Key Vault client; one per process, shared by all mounts.
 pub struct KeyVault {
     http: reqwest::Client,
     /// Scope from the last challenge of each vault host.
     scopes: Mutex<HashMap<String, String>>,
-    stats: KvStats,
+    metrics: Arc<Metrics>,
 }
 
 fn collection(kind: ObjectType) -> &'static str {
@@ -164,16 +155,53 @@ fn noun(kind: ObjectType) -> &'static str {
 }
 
 impl KeyVault {
-    pub fn new(http: reqwest::Client) -> Self {
+    pub fn new(http: reqwest::Client, metrics: Arc<Metrics>) -> Self {
         KeyVault {
             http,
             scopes: Mutex::default(),
-            stats: KvStats::default(),
+            metrics,
         }
     }
 
-    pub fn stats(&self) -> &KvStats {
-        &self.stats
+    /// Records one HTTP exchange with Key Vault.
+    fn observe(&self, kind: ObjectType, operation: &'static str, status: u16, started: Instant) {
+        let outcome = match status {
+            0 => "transport_error",
+            200..=299 => "ok",
+            401 => "challenge",
+            429 => "throttled",
+            500..=599 => "server_error",
+            _ => "client_error",
+        };
+        let labels = KeyVaultLabels {
+            provider: metrics::PROVIDER,
+            os_type: metrics::OS_TYPE,
+            object_type: kind.as_str(),
+            operation,
+            outcome,
+            status_code: status,
+        };
+        self.metrics
+            .keyvault_request
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if status == 429 {
+            self.metrics
+                .keyvault_throttled
+                .get_or_create(&VaultLabels {
+                    object_type: kind.as_str(),
+                })
+                .inc();
+        }
+    }
+
+    fn count_retry(&self, kind: ObjectType) {
+        self.metrics
+            .keyvault_retries
+            .get_or_create(&VaultLabels {
+                object_type: kind.as_str(),
+            })
+            .inc();
     }
 
     /// GET a secret; `version` `None` is the latest.
@@ -374,7 +402,7 @@ impl KeyVault {
         let mut challenges = 0;
         let mut backoff = Backoff::standard();
         loop {
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
             let mut request = self
                 .http
                 .get(url.clone())
@@ -386,9 +414,10 @@ impl KeyVault {
             let resp = match request.send().await {
                 Ok(resp) => resp,
                 Err(e) => {
+                    self.observe(kind, permission, 0, started);
                     let detail = net::error_chain(&e);
                     if backoff.wait(None, deadline).await {
-                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                        self.count_retry(kind);
                         tracing::debug!(vault = %vault.name, %detail, "retrying key vault request");
                         continue;
                     }
@@ -400,8 +429,8 @@ impl KeyVault {
                 }
             };
             let status = resp.status().as_u16();
+            self.observe(kind, permission, status, started);
             if status == 401 {
-                self.stats.challenges.fetch_add(1, Ordering::Relaxed);
                 let header = resp
                     .headers()
                     .get("www-authenticate")
@@ -430,12 +459,9 @@ impl KeyVault {
             }
             let hint = retry::retry_after(resp.headers());
             if retry::retryable_status(status) {
-                if status == 429 {
-                    self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                }
                 let body = net::read_body(resp, 64 * 1024).await.unwrap_or_default();
                 if backoff.wait(hint, deadline).await {
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    self.count_retry(kind);
                     continue;
                 }
                 return Err(status_error(
@@ -449,7 +475,7 @@ impl KeyVault {
                 }
                 Err(e) => {
                     if backoff.wait(None, deadline).await {
-                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                        self.count_retry(kind);
                         continue;
                     }
                     return Err(KvError::Transport {

@@ -12,6 +12,7 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
+use crate::metrics::{self, GrpcLabels, Metrics};
 use crate::proto::v1alpha1::csi_driver_provider_server::{
     CsiDriverProvider, CsiDriverProviderServer,
 };
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     /// Path of the Unix socket (from `--endpoint unix://…`).
     pub socket: PathBuf,
     pub healthz: HealthzConfig,
+    /// `--prometheus-port`; 0 picks a free port (tests).
+    pub metrics_port: u16,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,8 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
+    #[error("failed to serve /metrics on port {port}: {source}")]
+    Metrics { port: u16, source: std::io::Error },
     #[error("failed to serve /healthz on port {port}: {source}")]
     Healthz { port: u16, source: std::io::Error },
     #[error("gRPC server failed: {0}")]
@@ -101,18 +106,25 @@ fn bind(path: &Path) -> Result<UnixListener, ServerError> {
 pub async fn run(
     config: ServerConfig,
     provider: Arc<Provider>,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let listener = bind(&config.socket)?;
+    let (metrics_port, metrics_task) = metrics::serve(metrics.clone(), config.metrics_port)
+        .await
+        .map_err(|source| ServerError::Metrics {
+        port: config.metrics_port,
+        source,
+    })?;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<CsiDriverProviderServer<Service>>()
         .await;
 
     let healthz = healthz::serve(config.healthz.clone(), config.socket.clone()).await?;
-    tracing::info!(socket = %config.socket.display(), healthz_port = healthz.port, "listening");
+    tracing::info!(socket = %config.socket.display(), healthz_port = healthz.port, metrics_port, "listening");
 
-    let service = CsiDriverProviderServer::new(Service { provider })
+    let service = CsiDriverProviderServer::new(Service { provider, metrics })
         .max_encoding_message_size(64 * 1024 * 1024);
     let result = tonic::transport::Server::builder()
         .add_service(health_service)
@@ -123,6 +135,7 @@ pub async fn run(
         })
         .await;
     healthz.stop();
+    metrics_task.abort();
     let _ = std::fs::remove_file(&config.socket);
     result?;
     tracing::info!("stopped");
@@ -131,7 +144,32 @@ pub async fn run(
 
 struct Service {
     provider: Arc<Provider>,
+    metrics: Arc<Metrics>,
 }
+
+impl Service {
+    fn observe(
+        &self,
+        grpc_method: &'static str,
+        grpc_code: &'static str,
+        error_class: &'static str,
+        started: Instant,
+    ) {
+        self.metrics
+            .grpc_request
+            .get_or_create(&GrpcLabels {
+                provider: metrics::PROVIDER,
+                os_type: metrics::OS_TYPE,
+                grpc_method,
+                grpc_code,
+                error_class,
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+const VERSION_METHOD: &str = "/v1alpha1.CSIDriverProvider/Version";
+const MOUNT_METHOD: &str = "/v1alpha1.CSIDriverProvider/Mount";
 
 #[tonic::async_trait]
 impl CsiDriverProvider for Service {
@@ -139,6 +177,7 @@ impl CsiDriverProvider for Service {
         &self,
         _req: Request<VersionRequest>,
     ) -> Result<Response<VersionResponse>, Status> {
+        self.observe(VERSION_METHOD, "OK", "", Instant::now());
         Ok(Response::new(VersionResponse {
             version: "v1alpha1".into(),
             runtime_name: RUNTIME_NAME.into(),
@@ -156,6 +195,7 @@ impl CsiDriverProvider for Service {
         let elapsed = started.elapsed();
         match result {
             Ok(mounted) => {
+                self.observe(MOUNT_METHOD, "OK", "", started);
                 let s = &mounted.spec_summary;
                 tracing::info!(
                     pod = %s.pod, namespace = %s.namespace, spc = %s.spc, vault = %s.vault,
@@ -177,6 +217,7 @@ impl CsiDriverProvider for Service {
                 Ok(Response::new(response))
             }
             Err(e) => {
+                self.observe(MOUNT_METHOD, "Unknown", e.class(), started);
                 tracing::warn!(duration_ms = millis(elapsed), outcome = e.class(), error = %e, "mount failed");
                 // Unknown, as upstream: users and alerts match on the message text.
                 Err(Status::unknown(e.to_string()))
