@@ -9,7 +9,7 @@ use clap::Parser;
 use url::Url;
 
 use akv_csi_provider::cloud::CloudName;
-use akv_csi_provider::identity::IdentityConfig;
+use akv_csi_provider::identity::{IdentityConfig, TokenProxyConfig};
 use akv_csi_provider::metrics::Metrics;
 use akv_csi_provider::net::{NetConfig, ResolveRule};
 use akv_csi_provider::provider::{Provider, ProviderConfig};
@@ -75,6 +75,12 @@ struct Cli {
     /// TLS server name for the identity-binding token proxy (computed when empty).
     #[arg(long, default_value = "")]
     sni_name: String,
+    /// CA certificates trusted for the token proxy, re-read when they change.
+    #[arg(
+        long,
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    )]
+    token_proxy_ca_file: PathBuf,
     /// Send connections for PATTERN (a host or *.suffix) to ADDR:PORT, keeping the real name
     /// for Host, SNI and certificate checks. Repeatable.
     #[arg(long = "resolve", value_name = "PATTERN=ADDR:PORT")]
@@ -172,9 +178,19 @@ async fn serve(cli: Cli) -> Result<(), String> {
             "--enable-pprof is ignored: this provider has no pprof endpoints"
         );
     }
-    if !cli.token_proxy_url.is_empty() || !cli.sni_name.is_empty() {
-        tracing::warn!("--token-proxy-url and --sni-name are accepted, but identity binding (useAzureTokenProxy) is not supported by this version yet");
-    }
+    let token_proxy = TokenProxyConfig {
+        url: match cli.token_proxy_url.as_str() {
+            "" => Url::parse("https://kubernetes.default.svc.cluster.local").expect("static URL"),
+            u => Url::parse(u).map_err(|e| format!("--token-proxy-url {u}: {e}"))?,
+        },
+        sni: Some(cli.sni_name).filter(|s| !s.is_empty()),
+        ca_file: cli.token_proxy_ca_file,
+        api_server_port: std::env::var("KUBERNETES_SERVICE_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(443),
+    };
+    token_proxy.validate()?;
     let cloud = CloudName::parse(&cli.cloud_name).map_err(|e| format!("--cloud-name: {e}"))?;
     let mut user_agent = format!("akv-csi-provider/{}", env!("CARGO_PKG_VERSION"));
     if !cli.custom_user_agent.is_empty() {
@@ -203,6 +219,7 @@ async fn serve(cli: Cli) -> Result<(), String> {
         identity: IdentityConfig {
             imds_endpoint: cli.imds_endpoint,
             nmi_endpoint: cli.nmi_endpoint,
+            token_proxy,
         },
     };
     let metrics = Arc::new(Metrics::default());

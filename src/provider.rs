@@ -160,7 +160,12 @@ impl Provider {
     pub fn new(config: ProviderConfig, metrics: Arc<Metrics>) -> Result<Self, NetError> {
         let http = net::client(&config.net)?;
         Ok(Provider {
-            tokens: Tokens::new(http.clone(), config.identity.clone(), metrics.clone()),
+            tokens: Tokens::new(
+                http.clone(),
+                config.identity.clone(),
+                net::tls_config(&config.net.extra_ca_files)?,
+                metrics.clone(),
+            ),
             keyvault: KeyVault::new(http, metrics),
             config,
             vault_limits: Mutex::default(),

@@ -37,8 +37,34 @@ struct ErrorResponse {
     error_codes: Vec<u64>,
 }
 
+/// Requests a token from the cloud's authority host.
 pub async fn token(
     http: &reqwest::Client,
+    req: &TokenRequest<'_>,
+    client_id: &str,
+    grant: Grant<'_>,
+    key: CacheKey,
+    deadline: Deadline,
+) -> Result<AccessToken, IdentityError> {
+    let url = req
+        .cloud
+        .authority_host
+        .join(&format!("{}/oauth2/v2.0/token", req.tenant))
+        .map_err(|e| IdentityError::Entra {
+            client_id: client_id.to_string(),
+            tenant: req.tenant.to_string(),
+            detail: format!("invalid token URL: {e}"),
+        })?;
+    exchange(http, url, None, req, client_id, grant, key, deadline).await
+}
+
+/// POSTs the client-credentials grant to `url` (the authority, or the identity-binding proxy,
+/// which needs its own `Host` header) and reads the token.
+#[allow(clippy::too_many_arguments)]
+pub async fn exchange(
+    http: &reqwest::Client,
+    url: url::Url,
+    host_header: Option<&str>,
     req: &TokenRequest<'_>,
     client_id: &str,
     grant: Grant<'_>,
@@ -50,11 +76,6 @@ pub async fn token(
         tenant: req.tenant.to_string(),
         detail,
     };
-    let url = req
-        .cloud
-        .authority_host
-        .join(&format!("{}/oauth2/v2.0/token", req.tenant))
-        .map_err(|e| fail(format!("invalid token URL: {e}")))?;
     let mut form = vec![
         ("grant_type", "client_credentials"),
         ("client_id", client_id),
@@ -78,8 +99,11 @@ pub async fn token(
     let mut backoff = Backoff::standard();
     loop {
         let sent = Instant::now();
-        let result = http
-            .post(url.clone())
+        let mut request = http.post(url.clone());
+        if let Some(host) = host_header {
+            request = request.header("host", host);
+        }
+        let result = request
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
             .timeout(deadline.remaining().min(Duration::from_secs(30)))

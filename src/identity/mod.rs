@@ -7,6 +7,7 @@ pub mod cache;
 mod entra;
 mod imds;
 mod nmi;
+mod proxy;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use url::Url;
 
 pub use cache::{AccessToken, CacheKey, Source};
 use cache::{KeyBuilder, TokenCache};
+pub use proxy::{sni_for_cluster, TokenProxyConfig};
 
 use crate::cloud::Cloud;
 use crate::metrics::{CacheLabels, Metrics, TokenLabels};
@@ -27,6 +29,7 @@ pub struct IdentityConfig {
     pub imds_endpoint: Url,
     /// `--nmi-endpoint`, default `http://localhost:2579`.
     pub nmi_endpoint: Url,
+    pub token_proxy: TokenProxyConfig,
 }
 
 /// Who a token is requested for.
@@ -58,13 +61,21 @@ pub struct Tokens {
     http: reqwest::Client,
     config: IdentityConfig,
     cache: TokenCache,
+    proxy: proxy::TokenProxy,
     metrics: Arc<Metrics>,
 }
 
 impl Tokens {
-    pub fn new(http: reqwest::Client, config: IdentityConfig, metrics: Arc<Metrics>) -> Self {
+    /// `fallback_tls` is used for the token proxy when the service-account CA file is absent.
+    pub fn new(
+        http: reqwest::Client,
+        config: IdentityConfig,
+        fallback_tls: rustls::ClientConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Tokens {
             http,
+            proxy: proxy::TokenProxy::new(config.token_proxy.clone(), fallback_tls),
             config,
             cache: TokenCache::default(),
             metrics,
@@ -105,7 +116,14 @@ impl Tokens {
                 assertion,
             } => k
                 .part("identity-binding")
-                .part(req.cloud.authority_host.as_str())
+                .part(self.config.token_proxy.url.as_str())
+                .part(
+                    self.config
+                        .token_proxy
+                        .sni
+                        .as_deref()
+                        .unwrap_or("<computed>"),
+                )
                 .part(req.tenant)
                 .part(client_id)
                 .part(assertion.expose()),
@@ -204,11 +222,14 @@ impl Tokens {
                 )
                 .await
             }
-            Credential::IdentityBinding { client_id, .. } => Err(IdentityError::Entra {
-                client_id: client_id.clone(),
-                tenant: req.tenant.to_string(),
-                detail: "identity binding (useAzureTokenProxy) is not supported by this build yet: use workload identity (clientID without useAzureTokenProxy)".into(),
-            }),
+            Credential::IdentityBinding {
+                client_id,
+                assertion,
+            } => {
+                self.proxy
+                    .token(req, client_id, assertion, key, deadline)
+                    .await
+            }
         }
     }
 }
