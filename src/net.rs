@@ -150,9 +150,8 @@ pub fn tls_config(extra_ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, Ne
     Ok(config)
 }
 
-/// Builds the shared HTTP client.
-pub fn client(config: &NetConfig) -> Result<reqwest::Client, NetError> {
-    let tls = tls_config(&config.extra_ca_files)?;
+/// Builds the shared HTTP client on top of [`tls_config`].
+pub fn client(config: &NetConfig, tls: rustls::ClientConfig) -> Result<reqwest::Client, NetError> {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .dns_resolver(OverrideResolver {

@@ -158,14 +158,10 @@ pub struct Provider {
 
 impl Provider {
     pub fn new(config: ProviderConfig, metrics: Arc<Metrics>) -> Result<Self, NetError> {
-        let http = net::client(&config.net)?;
+        let tls = net::tls_config(&config.net.extra_ca_files)?;
+        let http = net::client(&config.net, tls.clone())?;
         Ok(Provider {
-            tokens: Tokens::new(
-                http.clone(),
-                config.identity.clone(),
-                net::tls_config(&config.net.extra_ca_files)?,
-                metrics.clone(),
-            ),
+            tokens: Tokens::new(http.clone(), config.identity.clone(), tls, metrics.clone()),
             keyvault: KeyVault::new(http, metrics),
             config,
             vault_limits: Mutex::default(),

@@ -4,3 +4,4 @@
 //!
 //! Nothing in `src/` of the provider knows this crate exists: the fakes are reached through the
 //! provider's public flags (`--resolve`, `--extra-ca-file`) and an AzureStackCloud env file.
+pub mod provider;

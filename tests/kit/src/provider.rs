@@ -1,0 +1,162 @@
+//! Runs the real `akv-csi-provider` binary as a child process for tests, the demo and the
+//! benchmark: a socket in a private temporary directory, JSON logs at the most verbose level
+//! captured to a file (so tests can assert that no secret ever reaches them), and a gRPC
+//! channel to the socket that behaves like the driver's (authority `localhost`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint};
+
+/// A running provider; killed when dropped.
+pub struct ProviderProcess {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    log: PathBuf,
+    /// Port of the HTTP `/healthz` endpoint.
+    pub healthz_port: u16,
+    /// Port of the Prometheus `/metrics` endpoint.
+    pub metrics_port: u16,
+}
+
+impl ProviderProcess {
+    /// Starts `binary` with `args` (plus socket, ports and logging flags) and waits until it
+    /// listens.
+    pub async fn start(binary: &Path, args: &[String]) -> std::io::Result<ProviderProcess> {
+        let dir = tempfile::tempdir()?;
+        let socket = dir.path().join("azure.sock");
+        let log = dir.path().join("provider.log");
+        let log_file = std::fs::File::create(&log)?;
+        let child = tokio::process::Command::new(binary)
+            .arg(format!("--endpoint=unix://{}", socket.display()))
+            .args([
+                "--healthz-port=0",
+                "--prometheus-port=0",
+                "-v=5",
+                "--log-format-json",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut process = ProviderProcess {
+            child,
+            dir,
+            socket,
+            log,
+            healthz_port: 0,
+            metrics_port: 0,
+        };
+        process.wait_listening().await?;
+        Ok(process)
+    }
+
+    async fn wait_listening(&mut self) -> std::io::Result<()> {
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(std::io::Error::other(format!(
+                    "provider exited with {status}: {}",
+                    self.logs()
+                )));
+            }
+            for line in self.logs().lines() {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                if v["message"] == "listening" {
+                    self.healthz_port = v["healthz_port"].as_u64().unwrap_or(0) as u16;
+                    self.metrics_port = v["metrics_port"].as_u64().unwrap_or(0) as u16;
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(std::io::Error::other(format!(
+            "provider did not start listening: {}",
+            self.logs()
+        )))
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The temporary directory holding the socket and the log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the provider logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A gRPC channel to the provider's socket, as the driver dials it.
+    pub async fn channel(&self) -> Result<Channel, tonic::transport::Error> {
+        connect(&self.socket).await
+    }
+
+    /// Sends SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// Fetches `/metrics`.
+    pub async fn metrics(&self) -> std::io::Result<String> {
+        http_get(self.metrics_port, "/metrics")
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// Fetches `/healthz`: status code and body.
+    pub async fn healthz(&self) -> std::io::Result<(u16, String)> {
+        http_get(self.healthz_port, "/healthz").await
+    }
+}
+
+/// Connects to a provider socket with authority `localhost`, as the driver does.
+pub async fn connect(socket: &Path) -> Result<Channel, tonic::transport::Error> {
+    let socket = socket.to_path_buf();
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move { UnixStream::connect(socket).await.map(TokioIo::new) }
+        }))
+        .await
+}
+
+/// A minimal HTTP/1.0 GET on loopback, enough for /metrics and /healthz.
+async fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
