@@ -7,6 +7,8 @@
 pub mod cloud;
 pub mod identity;
 pub mod keyvault;
+pub mod lint;
+pub mod local_mount;
 pub mod logging;
 pub mod metrics;
 pub mod net;

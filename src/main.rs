@@ -1,15 +1,18 @@
 //! The `akv-csi-provider` binary: flags (the Go provider's names, so its DaemonSet arguments work
-//! unchanged, plus our own), logging, and the server.
+//! unchanged, plus our own), logging, and the server; and the `lint` and `mount` tools.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 use akv_csi_provider::cloud::CloudName;
 use akv_csi_provider::identity::{IdentityConfig, TokenProxyConfig};
+use akv_csi_provider::lint::Severity;
+use akv_csi_provider::local_mount::LocalMount;
 use akv_csi_provider::metrics::Metrics;
 use akv_csi_provider::net::{NetConfig, ResolveRule};
 use akv_csi_provider::provider::{Provider, ProviderConfig};
@@ -24,6 +27,27 @@ use akv_csi_provider::server::{self, HealthzConfig, ServerConfig};
     disable_version_flag = true
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check SecretProviderClass manifests offline and print every problem.
+    Lint {
+        /// YAML files (multi-document); `-` reads standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Mount a SecretProviderClass from a workstation and write the files into a directory.
+    Mount(MountArgs),
+}
+
+/// Flags of the server (the default command).
+#[derive(Args, Debug)]
+struct ServeArgs {
     /// gRPC endpoint to listen on.
     #[arg(long, default_value = "unix:///tmp/azure.sock")]
     endpoint: String,
@@ -36,15 +60,6 @@ struct Cli {
     /// Log JSON lines instead of text.
     #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
     log_format_json: bool,
-    /// Order PFX certificates leaf, intermediates, root.
-    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true")]
-    construct_pem_chain: bool,
-    /// Also write <file>.crt and <file>.key for certificate-backed secrets.
-    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
-    write_cert_and_key_in_separate_files: bool,
-    /// Cloud used when a SecretProviderClass sets no cloudName.
-    #[arg(long, default_value = "AzurePublicCloud")]
-    cloud_name: String,
     /// Port of the HTTP health endpoint.
     #[arg(long, default_value_t = 8989)]
     healthz_port: u16,
@@ -66,6 +81,22 @@ struct Cli {
     /// Accepted for compatibility; this provider has no pprof endpoints.
     #[arg(long, default_value_t = 6060)]
     pprof_port: u16,
+    #[command(flatten)]
+    provider: ProviderArgs,
+}
+
+/// Flags that shape mounts, shared by the server and `mount`.
+#[derive(Args, Debug)]
+struct ProviderArgs {
+    /// Order PFX certificates leaf, intermediates, root.
+    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true")]
+    construct_pem_chain: bool,
+    /// Also write <file>.crt and <file>.key for certificate-backed secrets.
+    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
+    write_cert_and_key_in_separate_files: bool,
+    /// Cloud used when a SecretProviderClass sets no cloudName.
+    #[arg(long, default_value = "AzurePublicCloud")]
+    cloud_name: String,
     /// Appended to the User-Agent of outbound requests.
     #[arg(long, default_value = "")]
     custom_user_agent: String,
@@ -100,6 +131,48 @@ struct Cli {
     /// Concurrent requests to one vault, across all mounts.
     #[arg(long, default_value_t = 16)]
     max_concurrent_requests_per_vault: usize,
+}
+
+#[derive(Args, Debug)]
+struct MountArgs {
+    /// File holding the SecretProviderClass (multi-document YAML is fine).
+    #[arg(long)]
+    spc: PathBuf,
+    /// Name of the SecretProviderClass when the file holds several.
+    #[arg(long)]
+    spc_name: Option<String>,
+    /// Namespace of the pod the mount is for.
+    #[arg(long)]
+    pod_namespace: String,
+    /// Name of the pod the mount is for.
+    #[arg(long, default_value = "akv-csi-provider-cli")]
+    pod_name: String,
+    /// Service account of the pod.
+    #[arg(long, default_value = "default")]
+    service_account: String,
+    /// Service principal client id (with --client-secret-file).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// File holding the service principal's client secret.
+    #[arg(long)]
+    client_secret_file: Option<PathBuf>,
+    /// File holding a service-account token for audience api://AzureADTokenExchange.
+    #[arg(long)]
+    sa_token_file: Option<PathBuf>,
+    /// File holding a service-account token for audience api://AKSIdentityBinding.
+    #[arg(long)]
+    identity_binding_token_file: Option<PathBuf>,
+    /// Directory to write the files into.
+    #[arg(long, required_unless_present = "dry_run")]
+    out: Option<PathBuf>,
+    /// Print the plan without contacting anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Log verbosity.
+    #[arg(short = 'v', long = "v", default_value_t = 0)]
+    verbosity: u8,
+    #[command(flatten)]
+    provider: ProviderArgs,
 }
 
 /// Go's `strconv.ParseBool`.
@@ -145,58 +218,98 @@ fn go_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.version {
+    if cli.serve.version {
         println!("{{\"version\":\"{}\"}}", env!("CARGO_PKG_VERSION"));
-        return std::process::ExitCode::SUCCESS;
+        return ExitCode::SUCCESS;
     }
-    akv_csi_provider::logging::init(cli.verbosity, cli.log_format_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(serve(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let result = match cli.command {
+        Some(Command::Lint { files }) => return lint(&files),
+        Some(Command::Mount(args)) => {
+            akv_csi_provider::logging::init(args.verbosity, false);
+            runtime.block_on(mount(args))
+        }
+        None => {
+            akv_csi_provider::logging::init(cli.serve.verbosity, cli.serve.log_format_json);
+            runtime.block_on(serve(cli.serve))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            std::process::ExitCode::FAILURE
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(cli: Cli) -> Result<(), String> {
-    if !cli.metrics_backend.eq_ignore_ascii_case("prometheus") {
-        return Err(format!(
-            "unsupported metrics backend {}",
-            cli.metrics_backend
-        ));
+fn lint(files: &[PathBuf]) -> ExitCode {
+    let mut errors = 0;
+    for file in files {
+        let shown = file.display();
+        let text = if file.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            std::fs::read_to_string(file)
+        };
+        let result = text
+            .map_err(|e| e.to_string())
+            .and_then(|t| akv_csi_provider::lint::lint(&t));
+        match result {
+            Err(e) => {
+                println!("{shown}: error: {e}");
+                errors += 1;
+            }
+            Ok((checked, findings)) => {
+                for f in &findings {
+                    println!("{shown}: {f}");
+                }
+                errors += findings
+                    .iter()
+                    .filter(|f| f.severity == Severity::Error)
+                    .count();
+                if findings.is_empty() {
+                    println!(
+                        "{shown}: ok ({checked} SecretProviderClass{} checked)",
+                        if checked == 1 { "" } else { "es" }
+                    );
+                }
+            }
+        }
     }
-    if cli.enable_pprof {
-        tracing::warn!(
-            port = cli.pprof_port,
-            "--enable-pprof is ignored: this provider has no pprof endpoints"
-        );
+    if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        println!("{errors} error(s)");
+        ExitCode::FAILURE
+    }
+}
+
+fn provider_config(args: ProviderArgs) -> Result<ProviderConfig, String> {
+    let cloud = CloudName::parse(&args.cloud_name).map_err(|e| format!("--cloud-name: {e}"))?;
+    let mut user_agent = format!("akv-csi-provider/{}", env!("CARGO_PKG_VERSION"));
+    if !args.custom_user_agent.is_empty() {
+        user_agent = format!("{user_agent} {}", args.custom_user_agent);
     }
     let token_proxy = TokenProxyConfig {
-        url: match cli.token_proxy_url.as_str() {
+        url: match args.token_proxy_url.as_str() {
             "" => Url::parse("https://kubernetes.default.svc.cluster.local").expect("static URL"),
             u => Url::parse(u).map_err(|e| format!("--token-proxy-url {u}: {e}"))?,
         },
-        sni: Some(cli.sni_name).filter(|s| !s.is_empty()),
-        ca_file: cli.token_proxy_ca_file,
+        sni: Some(args.sni_name).filter(|s| !s.is_empty()),
+        ca_file: args.token_proxy_ca_file,
         api_server_port: std::env::var("KUBERNETES_SERVICE_PORT")
             .ok()
             .and_then(|p| p.parse().ok())
             .unwrap_or(443),
     };
     token_proxy.validate()?;
-    let cloud = CloudName::parse(&cli.cloud_name).map_err(|e| format!("--cloud-name: {e}"))?;
-    let mut user_agent = format!("akv-csi-provider/{}", env!("CARGO_PKG_VERSION"));
-    if !cli.custom_user_agent.is_empty() {
-        user_agent = format!("{user_agent} {}", cli.custom_user_agent);
-    }
-    let config = ProviderConfig {
+    Ok(ProviderConfig {
         defaults: RequestDefaults {
             cloud,
             cloud_env_file: std::env::var_os("AZURE_ENVIRONMENT_FILEPATH")
@@ -204,38 +317,78 @@ async fn serve(cli: Cli) -> Result<(), String> {
                 .map(PathBuf::from),
         },
         render: RenderOptions {
-            construct_pem_chain: cli.construct_pem_chain,
-            separate_cert_and_key: cli.write_cert_and_key_in_separate_files,
+            construct_pem_chain: args.construct_pem_chain,
+            separate_cert_and_key: args.write_cert_and_key_in_separate_files,
         },
-        mount_timeout: cli.mount_timeout,
-        max_concurrent_per_vault: cli.max_concurrent_requests_per_vault,
+        mount_timeout: args.mount_timeout,
+        max_concurrent_per_vault: args.max_concurrent_requests_per_vault,
         net: NetConfig {
-            resolve: cli.resolve,
-            extra_ca_files: cli.extra_ca_file,
+            resolve: args.resolve,
+            extra_ca_files: args.extra_ca_file,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             user_agent,
         },
         identity: IdentityConfig {
-            imds_endpoint: cli.imds_endpoint,
-            nmi_endpoint: cli.nmi_endpoint,
+            imds_endpoint: args.imds_endpoint,
+            nmi_endpoint: args.nmi_endpoint,
             token_proxy,
         },
-    };
+    })
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    if !args.metrics_backend.eq_ignore_ascii_case("prometheus") {
+        return Err(format!(
+            "unsupported metrics backend {}",
+            args.metrics_backend
+        ));
+    }
+    if args.enable_pprof {
+        tracing::warn!(
+            port = args.pprof_port,
+            "--enable-pprof is ignored: this provider has no pprof endpoints"
+        );
+    }
+    let config = provider_config(args.provider)?;
     let metrics = Arc::new(Metrics::default());
     let provider = Arc::new(Provider::new(config, metrics.clone()).map_err(|e| e.to_string())?);
     let server_config = ServerConfig {
-        socket: server::parse_endpoint(&cli.endpoint).map_err(|e| e.to_string())?,
+        socket: server::parse_endpoint(&args.endpoint).map_err(|e| e.to_string())?,
         healthz: HealthzConfig {
-            port: cli.healthz_port,
-            path: cli.healthz_path,
-            timeout: cli.healthz_timeout,
+            port: args.healthz_port,
+            path: args.healthz_path,
+            timeout: args.healthz_timeout,
         },
-        metrics_port: cli.prometheus_port,
+        metrics_port: args.prometheus_port,
     };
     server::run(server_config, provider, metrics, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn mount(args: MountArgs) -> Result<(), String> {
+    let config = provider_config(args.provider)?;
+    let local = LocalMount {
+        spc_file: args.spc,
+        spc_name: args.spc_name,
+        pod_namespace: args.pod_namespace,
+        pod_name: args.pod_name,
+        service_account: args.service_account,
+        client_id: args.client_id,
+        client_secret_file: args.client_secret_file,
+        sa_token_file: args.sa_token_file,
+        identity_binding_token_file: args.identity_binding_token_file,
+        out: args.out.unwrap_or_default(),
+    };
+    if args.dry_run {
+        print!("{}", local.plan(&config.defaults).await?);
+        return Ok(());
+    }
+    let provider =
+        Provider::new(config, Arc::new(Metrics::default())).map_err(|e| e.to_string())?;
+    print!("{}", local.run(&provider).await?);
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -277,9 +430,10 @@ mod tests {
             "--custom-user-agent=",
         ])
         .unwrap();
-        assert!(cli.log_format_json);
-        assert_eq!(cli.verbosity, 5);
-        assert!(!cli.construct_pem_chain);
-        assert!(cli.write_cert_and_key_in_separate_files);
+        assert!(cli.command.is_none());
+        assert!(cli.serve.log_format_json);
+        assert_eq!(cli.serve.verbosity, 5);
+        assert!(!cli.serve.provider.construct_pem_chain);
+        assert!(cli.serve.provider.write_cert_and_key_in_separate_files);
     }
 }

@@ -105,7 +105,10 @@ pub(crate) fn json_error(e: &serde_json::Error) -> String {
 }
 
 /// Go's `strconv.ParseBool`; an absent or empty value is `false`.
-fn parse_bool(attrs: &HashMap<String, String>, flag: &'static str) -> Result<bool, RequestError> {
+pub(crate) fn parse_bool(
+    attrs: &HashMap<String, String>,
+    flag: &'static str,
+) -> Result<bool, RequestError> {
     match attrs.get(flag).map(|v| v.trim()).unwrap_or("") {
         "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
@@ -145,16 +148,7 @@ pub async fn parse(
     if pod.namespace.is_empty() {
         return Err(RequestError::PodNamespace);
     }
-    let pod_identity = parse_bool(&attrs, "usePodIdentity")?;
-    let vm_identity = parse_bool(&attrs, "useVMManagedIdentity")?;
-    let token_proxy = parse_bool(&attrs, "useAzureTokenProxy")?;
-    let mode = match (pod_identity, vm_identity, token_proxy) {
-        (false, false, false) => Mode::None,
-        (true, false, false) => Mode::PodIdentity,
-        (false, true, false) => Mode::VmManagedIdentity,
-        (false, false, true) => Mode::AzureTokenProxy,
-        _ => return Err(RequestError::ManyModes),
-    };
+    let mode = identity_mode(&attrs)?;
     let vault_name = get("keyvaultName").to_string();
     if vault_name.is_empty() {
         return Err(RequestError::VaultName);
@@ -245,7 +239,21 @@ async fn resolve_cloud(
     }
 }
 
-fn validate_vault_name(name: &str) -> Result<(), RequestError> {
+/// The identity mode from the three boolean parameters, at most one of which may be true.
+pub(crate) fn identity_mode(attrs: &HashMap<String, String>) -> Result<Mode, RequestError> {
+    let pod_identity = parse_bool(attrs, "usePodIdentity")?;
+    let vm_identity = parse_bool(attrs, "useVMManagedIdentity")?;
+    let token_proxy = parse_bool(attrs, "useAzureTokenProxy")?;
+    match (pod_identity, vm_identity, token_proxy) {
+        (false, false, false) => Ok(Mode::None),
+        (true, false, false) => Ok(Mode::PodIdentity),
+        (false, true, false) => Ok(Mode::VmManagedIdentity),
+        (false, false, true) => Ok(Mode::AzureTokenProxy),
+        _ => Err(RequestError::ManyModes),
+    }
+}
+
+pub(crate) fn validate_vault_name(name: &str) -> Result<(), RequestError> {
     if !(3..=24).contains(&name.len()) {
         return Err(RequestError::VaultNameLength(
             name.escape_debug().to_string(),

@@ -210,6 +210,12 @@ fn history<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 /// Parses the `objects` parameter. An empty `array` yields no objects (the Go provider then
 /// answers with an empty response).
 pub fn parse(objects: &str) -> Result<Vec<ObjectSpec>, ObjectsError> {
+    parse_each(objects)?.into_iter().collect()
+}
+
+/// Parses the outer document, then each object on its own, so `lint` can report every bad
+/// object instead of the first.
+pub fn parse_each(objects: &str) -> Result<Vec<Result<ObjectSpec, ObjectsError>>, ObjectsError> {
     if objects.trim().is_empty() {
         return Err(ObjectsError::Missing);
     }
@@ -219,7 +225,7 @@ pub fn parse(objects: &str) -> Result<Vec<ObjectSpec>, ObjectsError> {
     if items.len() > MAX_OBJECTS {
         return Err(ObjectsError::TooMany(items.len()));
     }
-    items
+    Ok(items
         .iter()
         .enumerate()
         .map(|(index, item)| {
@@ -233,7 +239,7 @@ pub fn parse(objects: &str) -> Result<Vec<ObjectSpec>, ObjectsError> {
             };
             Ok(validate(raw)?)
         })
-        .collect()
+        .collect())
 }
 
 fn validate(raw: RawObject) -> Result<ObjectSpec, ObjectError> {

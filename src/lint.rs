@@ -1,0 +1,484 @@
+//! `akv-csi-provider lint`: checks SecretProviderClass manifests offline and reports every
+//! problem with the object and field it concerns and what to change. It applies the same checks
+//! a mount applies (shared with [`crate::request`]), plus ones only a whole manifest allows:
+//! misspelt parameter names, `secretObjects` that refer to files the provider will not write.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Deserialize;
+
+use crate::cloud::CloudName;
+use crate::request::{self, objects, Mode, ObjectType};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One finding in one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    /// 1-based index of the YAML document in its file.
+    pub document: usize,
+    /// `SecretProviderClass/<name>`.
+    pub resource: String,
+    /// Path of the field, e.g. `spec.parameters.objects[2]`.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(
+            f,
+            "document {} {}: {}: {}: {}",
+            self.document, self.resource, level, self.field, self.message
+        )
+    }
+}
+
+const KNOWN_PARAMETERS: &[&str] = &[
+    "keyvaultName",
+    "tenantID",
+    "tenantId",
+    "cloudName",
+    "cloudEnvFileName",
+    "usePodIdentity",
+    "useVMManagedIdentity",
+    "userAssignedIdentityID",
+    "clientID",
+    "useAzureTokenProxy",
+    "objects",
+];
+
+/// Parameters of very old provider versions that are accepted and ignored.
+const LEGACY_PARAMETERS: &[&str] = &["resourceGroup", "subscriptionId"];
+
+#[derive(Deserialize)]
+struct Manifest {
+    #[serde(default)]
+    kind: String,
+    #[serde(default, rename = "apiVersion")]
+    api_version: String,
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    spec: serde_json::Value,
+}
+
+#[derive(Deserialize, Default)]
+struct Metadata {
+    #[serde(default)]
+    name: String,
+}
+
+/// Lints every document of a (multi-document) YAML text. Documents of other kinds, and
+/// SecretProviderClasses of other providers, produce no findings. Returns the number of
+/// SecretProviderClasses checked and the findings.
+pub fn lint(text: &str) -> Result<(usize, Vec<Finding>), String> {
+    let mut findings = Vec::new();
+    let mut checked = 0;
+    for (index, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
+        let value = serde_json::Value::deserialize(document)
+            .map_err(|e| format!("document {}: not valid YAML: {e}", index + 1))?;
+        if value.is_null() {
+            continue;
+        }
+        let Ok(manifest) = serde_json::from_value::<Manifest>(value) else {
+            continue;
+        };
+        if manifest.kind != "SecretProviderClass" {
+            continue;
+        }
+        let provider = manifest
+            .spec
+            .get("provider")
+            .and_then(|p| p.as_str())
+            .unwrap_or("");
+        if provider != "azure" && !provider.is_empty() {
+            continue;
+        }
+        checked += 1;
+        let mut report = Report {
+            document: index + 1,
+            resource: format!("SecretProviderClass/{}", manifest.metadata.name),
+            findings: &mut findings,
+        };
+        check_spc(&manifest, &mut report);
+    }
+    Ok((checked, findings))
+}
+
+struct Report<'a> {
+    document: usize,
+    resource: String,
+    findings: &'a mut Vec<Finding>,
+}
+
+impl Report<'_> {
+    fn add(&mut self, severity: Severity, field: impl Into<String>, message: impl Into<String>) {
+        self.findings.push(Finding {
+            severity,
+            document: self.document,
+            resource: self.resource.clone(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.add(Severity::Error, field, message);
+    }
+
+    fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.add(Severity::Warning, field, message);
+    }
+}
+
+fn check_spc(manifest: &Manifest, r: &mut Report) {
+    if !matches!(
+        manifest.api_version.as_str(),
+        "secrets-store.csi.x-k8s.io/v1" | "secrets-store.csi.x-k8s.io/v1alpha1"
+    ) {
+        r.error(
+            "apiVersion",
+            format!(
+                "{:?} is not a SecretProviderClass version: use secrets-store.csi.x-k8s.io/v1",
+                manifest.api_version
+            ),
+        );
+    }
+    if manifest.metadata.name.is_empty() {
+        r.error("metadata.name", "the SecretProviderClass has no name");
+    }
+    if manifest
+        .spec
+        .get("provider")
+        .and_then(|p| p.as_str())
+        .is_none()
+    {
+        r.error("spec.provider", "set provider: azure");
+    }
+    let Some(raw_params) = manifest.spec.get("parameters").and_then(|p| p.as_object()) else {
+        r.error("spec.parameters", "the driver refuses a SecretProviderClass without parameters: set keyvaultName, tenantID and objects");
+        return;
+    };
+    let mut params = HashMap::new();
+    for (key, value) in raw_params {
+        match value.as_str() {
+            Some(s) => {
+                params.insert(key.clone(), s.to_string());
+            }
+            None => r.error(
+                format!("spec.parameters.{key}"),
+                format!(
+                    "parameter values must be strings: quote it, e.g. {key}: \"{}\"",
+                    value.to_string().trim_matches('"')
+                ),
+            ),
+        }
+    }
+    for key in params.keys() {
+        if KNOWN_PARAMETERS.contains(&key.as_str()) {
+            continue;
+        }
+        let field = format!("spec.parameters.{key}");
+        if let Some(known) = KNOWN_PARAMETERS
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(key))
+        {
+            r.error(field, format!("parameter names are case-sensitive: did you mean {known}? (this one is ignored)"));
+        } else if LEGACY_PARAMETERS.contains(&key.as_str()) {
+            r.warn(
+                field,
+                "ignored: this parameter has had no effect since provider v0.0.9; remove it",
+            );
+        } else {
+            r.warn(field, "unknown parameter, ignored by the provider");
+        }
+    }
+    let get = |k: &str| params.get(k).map(|v| v.trim()).unwrap_or("");
+
+    let mode = match request::identity_mode(&params) {
+        Ok(mode) => Some(mode),
+        Err(e) => {
+            r.error("spec.parameters", e.to_string());
+            None
+        }
+    };
+    if get("keyvaultName").is_empty() {
+        r.error(
+            "spec.parameters.keyvaultName",
+            "keyvaultName is not provided: set the name of the vault",
+        );
+    } else if let Err(e) = request::validate_vault_name(get("keyvaultName")) {
+        r.error("spec.parameters.keyvaultName", e.to_string());
+    }
+    if get("tenantID").is_empty() {
+        if get("tenantId").is_empty() {
+            r.error(
+                "spec.parameters.tenantID",
+                "tenantId is not provided: set tenantID to the vault's directory (tenant) id",
+            );
+        } else {
+            r.warn(
+                "spec.parameters.tenantId",
+                "tenantId is deprecated: rename it to tenantID",
+            );
+        }
+    }
+    match CloudName::parse(if get("cloudName").is_empty() { "AzurePublicCloud" } else { get("cloudName") }) {
+        Err(e) => r.error("spec.parameters.cloudName", e.to_string()),
+        Ok(CloudName::Custom) if get("cloudEnvFileName").is_empty() => r.warn(
+            "spec.parameters.cloudEnvFileName",
+            "AzureStackCloud needs cloudEnvFileName (a path inside the provider container) unless the provider sets AZURE_ENVIRONMENT_FILEPATH",
+        ),
+        Ok(_) => {}
+    }
+    match mode {
+        Some(Mode::PodIdentity) => r.warn("spec.parameters.usePodIdentity", "aad-pod-identity is deprecated: move to workload identity (clientID) or identity binding"),
+        Some(Mode::AzureTokenProxy) if get("clientID").is_empty() => r.error("spec.parameters.clientID", "clientID is required for identity binding"),
+        Some(Mode::VmManagedIdentity) if !get("clientID").is_empty() => r.warn(
+            "spec.parameters.clientID",
+            "clientID is set with useVMManagedIdentity: the pod's workload-identity token is then required but the node identity is used; for a user-assigned identity set userAssignedIdentityID instead",
+        ),
+        Some(Mode::None) if get("clientID").is_empty() => r.warn(
+            "spec.parameters",
+            "no identity parameter: pods must reference a Secret with clientid and clientsecret in nodePublishSecretRef (service principal); prefer workload identity (clientID)",
+        ),
+        _ => {}
+    }
+    if !get("userAssignedIdentityID").is_empty() && mode != Some(Mode::VmManagedIdentity) {
+        r.warn(
+            "spec.parameters.userAssignedIdentityID",
+            "only used with useVMManagedIdentity: \"true\"",
+        );
+    }
+
+    let mut files = BTreeSet::new();
+    let mut cert_backed_candidates = BTreeSet::new();
+    match objects::parse_each(get("objects")) {
+        Err(e) => r.error("spec.parameters.objects", e.to_string()),
+        Ok(list) => {
+            if list.is_empty() {
+                r.error("spec.parameters.objects", "the objects array is empty: list at least one object (the driver fails a mount that returns no objects)");
+            }
+            for (i, object) in list.into_iter().enumerate() {
+                match object {
+                    Err(e) => r.error(format!("spec.parameters.objects[{i}]"), e.to_string()),
+                    Ok(o) => {
+                        if o.history > 1 {
+                            for v in 0..o.history {
+                                files.insert(format!("{}/{v}", o.file_name));
+                            }
+                        } else {
+                            files.insert(o.file_name.clone());
+                            if o.object_type == ObjectType::Secret {
+                                cert_backed_candidates.insert(o.file_name.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    check_secret_objects(manifest, &files, &cert_backed_candidates, r);
+}
+
+fn check_secret_objects(
+    manifest: &Manifest,
+    files: &BTreeSet<String>,
+    cert_backed: &BTreeSet<String>,
+    r: &mut Report,
+) {
+    let Some(list) = manifest.spec.get("secretObjects") else {
+        return;
+    };
+    let Some(list) = list.as_array() else {
+        r.error("spec.secretObjects", "must be a list");
+        return;
+    };
+    for (i, so) in list.iter().enumerate() {
+        let field = format!("spec.secretObjects[{i}]");
+        let kind = so.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        if so
+            .get("secretName")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .is_empty()
+        {
+            r.error(
+                format!("{field}.secretName"),
+                "set the name of the Kubernetes Secret to create",
+            );
+        }
+        if kind.is_empty() {
+            r.error(
+                format!("{field}.type"),
+                "the driver rejects a secretObject without type: use Opaque, kubernetes.io/tls, …",
+            );
+        }
+        for (j, item) in so
+            .get("data")
+            .and_then(|d| d.as_array())
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let data_field = format!("{field}.data[{j}]");
+            let object_name = item
+                .get("objectName")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let key = item.get("key").and_then(|v| v.as_str()).unwrap_or("");
+            let split = object_name
+                .strip_suffix(".crt")
+                .or_else(|| object_name.strip_suffix(".key"))
+                .is_some_and(|base| cert_backed.contains(base));
+            if !files.contains(object_name) && !split {
+                let hint = files.iter().cloned().collect::<Vec<_>>().join(", ");
+                r.error(
+                    format!("{data_field}.objectName"),
+                    format!("{object_name:?} is not a file this SecretProviderClass writes (files: {hint}); use the objectAlias, or <name>/<index> with objectVersionHistory"),
+                );
+            } else if split {
+                r.warn(
+                    format!("{data_field}.objectName"),
+                    format!("{object_name:?} exists only when the provider runs with --write-cert-and-key-in-separate-files and the secret is certificate-backed"),
+                );
+            }
+            if key.is_empty() {
+                r.error(
+                    format!("{data_field}.key"),
+                    "set the key of the Kubernetes Secret",
+                );
+            } else if kind == "kubernetes.io/tls" && key != "tls.crt" && key != "tls.key" {
+                r.error(format!("{data_field}.key"), format!("key '{key}' is not supported for kubernetes.io/tls: use tls.crt and tls.key"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: good
+spec:
+  provider: azure
+  secretObjects:
+    - secretName: redis
+      type: Opaque
+      data:
+        - objectName: redis-password
+          key: password
+        - objectName: history/1
+          key: previous
+  parameters:
+    keyvaultName: kv-example
+    tenantID: 00000000-0000-0000-0000-000000000000
+    clientID: 00000000-0000-0000-0000-000000000001
+    objects: |
+      array:
+        - |
+          objectName: redis
+          objectAlias: redis-password
+          objectType: secret
+        - |
+          objectName: history
+          objectType: secret
+          objectVersionHistory: 2
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ignored
+"#;
+
+    #[test]
+    fn clean_manifest_has_no_findings() {
+        let (checked, findings) = lint(GOOD).unwrap();
+        assert_eq!(checked, 1);
+        assert!(findings.is_empty(), "{findings:#?}");
+    }
+
+    #[test]
+    fn reports_every_problem_with_field() {
+        let bad = r#"
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: bad
+spec:
+  provider: azure
+  secretObjects:
+    - secretName: tls
+      type: kubernetes.io/tls
+      data:
+        - objectName: missing
+          key: cert.pem
+  parameters:
+    keyvaultName: kv
+    tenantid: x
+    usePodIdentity: "yes"
+    useVMManagedIdentity: true
+    objects: |
+      array:
+        - |
+          objectName: a
+          objectType: Secret
+        - |
+          objectName: b
+          objectType: secret
+          filePermission: "999"
+"#;
+        let (_, findings) = lint(bad).unwrap();
+        let text: Vec<String> = findings.iter().map(ToString::to_string).collect();
+        let has = |needle: &str| text.iter().any(|t| t.contains(needle));
+        assert!(has("spec.parameters.tenantid: parameter names are case-sensitive: did you mean tenantID?"), "{text:#?}");
+        assert!(
+            has("spec.parameters.useVMManagedIdentity: parameter values must be strings"),
+            "{text:#?}"
+        );
+        assert!(has("failed to parse usePodIdentity flag"), "{text:#?}");
+        assert!(
+            has("spec.parameters.keyvaultName: failed to get vault: Invalid vault name"),
+            "{text:#?}"
+        );
+        assert!(
+            has("spec.parameters.objects[0]: failed to get objectType:Secret"),
+            "{text:#?}"
+        );
+        assert!(
+            has("spec.parameters.objects[1]: failed to get objectType:secret, objectName:b"),
+            "{text:#?}"
+        );
+        assert!(has("spec.secretObjects[0].data[0].objectName"), "{text:#?}");
+        assert!(
+            has("key 'cert.pem' is not supported for kubernetes.io/tls"),
+            "{text:#?}"
+        );
+        assert!(findings
+            .iter()
+            .all(|f| f.resource == "SecretProviderClass/bad" && f.document == 1));
+    }
+
+    #[test]
+    fn other_providers_and_kinds_are_skipped() {
+        let (checked, findings) =
+            lint("kind: SecretProviderClass\nspec:\n  provider: aws\n---\nkind: ConfigMap\n")
+                .unwrap();
+        assert_eq!((checked, findings.len()), (0, 0));
+        assert!(lint("a: [").is_err());
+    }
+}
