@@ -4,6 +4,7 @@
 //! request to [`request`] (JSON and YAML into a typed spec), [`provider`] asks [`identity`] for a
 //! token and [`keyvault`] for the objects, and [`render`] turns them into files.
 
+pub mod cache;
 pub mod cloud;
 pub mod identity;
 pub mod keyvault;

@@ -131,6 +131,13 @@ struct ProviderArgs {
     /// Concurrent requests to one vault, across all mounts.
     #[arg(long, default_value_t = 16)]
     max_concurrent_requests_per_vault: usize,
+    /// How long a fetched object serves later mounts presenting the same credential (Go
+    /// duration; 0 disables). Pinned versions are kept 5 times longer.
+    #[arg(long, default_value = "60s", value_parser = go_duration)]
+    object_cache_ttl: Duration,
+    /// Upper bound on the memory held by cached objects.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    object_cache_max_bytes: usize,
 }
 
 #[derive(Args, Debug)]
@@ -322,6 +329,8 @@ fn provider_config(args: ProviderArgs) -> Result<ProviderConfig, String> {
         },
         mount_timeout: args.mount_timeout,
         max_concurrent_per_vault: args.max_concurrent_requests_per_vault,
+        object_cache_ttl: args.object_cache_ttl,
+        object_cache_max_bytes: args.object_cache_max_bytes,
         net: NetConfig {
             resolve: args.resolve,
             extra_ca_files: args.extra_ca_file,

@@ -9,10 +9,12 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
+use crate::cache::{Cache, CacheKey, Expiring, KeyBuilder, Source};
 use crate::cloud::Cloud;
-use crate::identity::{AccessToken, CacheKey, IdentityConfig, IdentityError, TokenRequest, Tokens};
+use crate::identity::{AccessToken, IdentityConfig, IdentityError, TokenRequest, Tokens};
+use crate::keyvault::VersionItem;
 use crate::keyvault::{Authenticator, KeyVault, KvError, Vault};
-use crate::metrics::Metrics;
+use crate::metrics::{CacheLabels, Metrics};
 use crate::net::{self, NetConfig, NetError};
 use crate::render::{self, Fetched, RenderError, RenderOptions, RenderedFile, Target};
 use crate::request::{
@@ -32,6 +34,11 @@ pub struct ProviderConfig {
     pub mount_timeout: Duration,
     /// `--max-concurrent-requests-per-vault`.
     pub max_concurrent_per_vault: usize,
+    /// `--object-cache-ttl`: how long a fetched object may serve later mounts presenting the
+    /// same credential material; zero disables the cache. Pinned versions keep 5 times longer.
+    pub object_cache_ttl: Duration,
+    /// `--object-cache-max-bytes`: bound on the cached objects' size.
+    pub object_cache_max_bytes: usize,
     pub net: NetConfig,
     pub identity: IdentityConfig,
 }
@@ -149,11 +156,45 @@ struct Planned<'a> {
     uid: String,
 }
 
+/// A Key Vault answer kept for later mounts of the same principal, and when it goes stale.
+struct Cached<T> {
+    value: T,
+    expires_at: tokio::time::Instant,
+    weight: usize,
+}
+
+impl<T> Expiring for Cached<T> {
+    fn is_fresh(&self) -> bool {
+        tokio::time::Instant::now() < self.expires_at
+    }
+
+    fn weight(&self) -> usize {
+        self.weight
+    }
+}
+
+fn fetched_weight(f: &Fetched) -> usize {
+    match f {
+        Fetched::Secret(s) => s.value.expose().len() + 256,
+        Fetched::Key(k) => {
+            k.jwk
+                .values()
+                .map(|v| v.as_str().map_or(16, str::len))
+                .sum::<usize>()
+                + 256
+        }
+        Fetched::Cert(c) => c.cer.len() + 256,
+    }
+}
+
 pub struct Provider {
     config: ProviderConfig,
     tokens: Tokens,
     keyvault: KeyVault,
+    metrics: Arc<Metrics>,
     vault_limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    objects: Cache<Cached<Fetched>>,
+    versions: Cache<Cached<Vec<VersionItem>>>,
 }
 
 impl Provider {
@@ -162,7 +203,10 @@ impl Provider {
         let http = net::client(&config.net, tls.clone())?;
         Ok(Provider {
             tokens: Tokens::new(http.clone(), config.identity.clone(), tls, metrics.clone()),
-            keyvault: KeyVault::new(http, metrics),
+            keyvault: KeyVault::new(http, metrics.clone()),
+            metrics,
+            objects: Cache::new(config.object_cache_max_bytes),
+            versions: Cache::new(config.object_cache_max_bytes / 4),
             config,
             vault_limits: Mutex::default(),
         })
@@ -255,13 +299,23 @@ impl Provider {
             deadline,
         };
         let limit = self.vault_limit(&vault);
+        let principal = self
+            .tokens
+            .principal(&spec.cloud, &spec.tenant_id, &spec.credential);
+        let scope = Scope {
+            vault: &vault,
+            auth: &auth,
+            principal,
+            limit: &limit,
+            deadline,
+        };
 
         // Resolve history layouts first (one listing per object), then fetch distinct versions.
         let plans = join_all(
             spec.objects
                 .iter()
                 .enumerate()
-                .map(|(index, object)| self.plan(index, object, &vault, &auth, &limit, deadline)),
+                .map(|(index, object)| self.plan(index, object, &scope)),
         )
         .await;
         let mut failures = Vec::new();
@@ -278,15 +332,9 @@ impl Provider {
                 distinct.push(&p.fetch);
             }
         }
-        let fetched = join_all(distinct.iter().map(|key| async {
-            let _permit = limit.acquire().await.expect("semaphore never closed");
-            self.fetch(&vault, key, &auth, deadline).await
-        }))
-        .await;
-        let fetched: HashMap<&FetchKey, Result<Fetched, Arc<KvError>>> = distinct
-            .into_iter()
-            .zip(fetched.into_iter().map(|r| r.map_err(Arc::new)))
-            .collect();
+        let fetched = join_all(distinct.iter().map(|key| self.fetch(key, &scope))).await;
+        let fetched: HashMap<&FetchKey, Result<Arc<Cached<Fetched>>, Arc<KvError>>> =
+            distinct.into_iter().zip(fetched).collect();
 
         let mut files = Vec::new();
         let mut failed = vec![false; spec.objects.len()];
@@ -301,7 +349,9 @@ impl Provider {
                 mode: p.object.file_mode.unwrap_or(spec.default_mode),
             };
             let result = match &fetched[&p.fetch] {
-                Ok(f) => render::render(&target, f, self.config.render).map_err(ObjectCause::from),
+                Ok(f) => {
+                    render::render(&target, &f.value, self.config.render).map_err(ObjectCause::from)
+                }
                 Err(e) => Err(ObjectCause::KeyVault(e.clone())),
             };
             match result {
@@ -326,10 +376,7 @@ impl Provider {
         &self,
         index: usize,
         object: &'a ObjectSpec,
-        vault: &Vault,
-        auth: &MountAuth<'_>,
-        limit: &Semaphore,
-        deadline: Deadline,
+        scope: &Scope<'_>,
     ) -> Result<Vec<Planned<'a>>, ObjectCause> {
         let single = |version: Option<String>, path: String, uid: String| Planned {
             index,
@@ -349,13 +396,8 @@ impl Provider {
                 object.uid(),
             )]);
         }
-        let mut versions = {
-            let _permit = limit.acquire().await.expect("semaphore never closed");
-            self.keyvault
-                .list_versions(vault, object.object_type, &object.name, auth, deadline)
-                .await
-                .map_err(Arc::new)?
-        };
+        let listing = self.list_versions(object, scope).await?;
+        let mut versions = listing.value.clone();
         versions.retain(|v| v.enabled);
         versions.sort_by(|a, b| b.created.cmp(&a.created));
         let start = match &object.version {
@@ -380,32 +422,129 @@ impl Provider {
             .collect())
     }
 
+    /// Lists an object's versions, from the cache when this principal listed them recently.
+    async fn list_versions(
+        &self,
+        object: &ObjectSpec,
+        scope: &Scope<'_>,
+    ) -> Result<Arc<Cached<Vec<VersionItem>>>, Arc<KvError>> {
+        let key = KeyBuilder::default()
+            .part("versions")
+            .part(scope.vault.url.as_str())
+            .part(object.object_type.as_str())
+            .part(&object.name)
+            .key(&scope.principal)
+            .finish();
+        let ttl = self.config.object_cache_ttl;
+        let list = async {
+            let _permit = scope.limit.acquire().await.expect("semaphore never closed");
+            let items = self
+                .keyvault
+                .list_versions(
+                    scope.vault,
+                    object.object_type,
+                    &object.name,
+                    scope.auth,
+                    scope.deadline,
+                )
+                .await?;
+            let weight = items.len() * 64;
+            Ok(Cached {
+                value: items,
+                expires_at: tokio::time::Instant::now() + ttl,
+                weight,
+            })
+        };
+        self.cached(&self.versions, "versions", key, ttl, list)
+            .await
+    }
+
+    /// Fetches one object version, from the cache when this principal fetched it recently.
     async fn fetch(
         &self,
-        vault: &Vault,
-        key: &FetchKey,
-        auth: &MountAuth<'_>,
-        deadline: Deadline,
-    ) -> Result<Fetched, KvError> {
-        let version = key.version.as_deref();
-        Ok(match key.object_type {
-            ObjectType::Secret => Fetched::Secret(
-                self.keyvault
-                    .get_secret(vault, &key.name, version, auth, deadline)
-                    .await?,
-            ),
-            ObjectType::Key => Fetched::Key(
-                self.keyvault
-                    .get_key(vault, &key.name, version, auth, deadline)
-                    .await?,
-            ),
-            ObjectType::Cert => Fetched::Cert(
-                self.keyvault
-                    .get_certificate(vault, &key.name, version, auth, deadline)
-                    .await?,
-            ),
-        })
+        fetch: &FetchKey,
+        scope: &Scope<'_>,
+    ) -> Result<Arc<Cached<Fetched>>, Arc<KvError>> {
+        let key = KeyBuilder::default()
+            .part("object")
+            .part(scope.vault.url.as_str())
+            .part(fetch.object_type.as_str())
+            .part(&fetch.name)
+            .part(fetch.version.as_deref().unwrap_or("<latest>"))
+            .key(&scope.principal)
+            .finish();
+        // A pinned version never changes content, so it may stay longer.
+        let ttl = match fetch.version {
+            Some(_) => self.config.object_cache_ttl * 5,
+            None => self.config.object_cache_ttl,
+        };
+        let get = async {
+            let _permit = scope.limit.acquire().await.expect("semaphore never closed");
+            let (vault, auth, deadline) = (scope.vault, scope.auth, scope.deadline);
+            let version = fetch.version.as_deref();
+            let name = &fetch.name;
+            let value = match fetch.object_type {
+                ObjectType::Secret => Fetched::Secret(
+                    self.keyvault
+                        .get_secret(vault, name, version, auth, deadline)
+                        .await?,
+                ),
+                ObjectType::Key => Fetched::Key(
+                    self.keyvault
+                        .get_key(vault, name, version, auth, deadline)
+                        .await?,
+                ),
+                ObjectType::Cert => Fetched::Cert(
+                    self.keyvault
+                        .get_certificate(vault, name, version, auth, deadline)
+                        .await?,
+                ),
+            };
+            Ok(Cached {
+                weight: fetched_weight(&value),
+                value,
+                expires_at: tokio::time::Instant::now() + ttl,
+            })
+        };
+        self.cached(&self.objects, "object", key, ttl, get).await
     }
+
+    /// Runs `get` through `cache` unless caching is off, counting hits and misses.
+    async fn cached<T>(
+        &self,
+        cache: &Cache<Cached<T>>,
+        name: &'static str,
+        key: CacheKey,
+        ttl: Duration,
+        get: impl std::future::Future<Output = Result<Cached<T>, KvError>>,
+    ) -> Result<Arc<Cached<T>>, Arc<KvError>> {
+        if ttl.is_zero() {
+            return get.await.map(Arc::new).map_err(Arc::new);
+        }
+        let (value, source) = cache.get_or_fetch(key, get).await.map_err(Arc::new)?;
+        let result = match source {
+            Source::Cache => "hit",
+            Source::Upstream => "miss",
+        };
+        self.metrics
+            .cache_lookups
+            .get_or_create(&CacheLabels {
+                cache: name,
+                result,
+            })
+            .inc();
+        Ok(value)
+    }
+}
+
+/// What every Key Vault call of one mount shares.
+struct Scope<'a> {
+    vault: &'a Vault,
+    auth: &'a MountAuth<'a>,
+    /// The credential material's identity, part of every cache key.
+    principal: CacheKey,
+    limit: &'a Semaphore,
+    deadline: Deadline,
 }
 
 fn failure(object: &ObjectSpec, cause: ObjectCause) -> ObjectFailure {

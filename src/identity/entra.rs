@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{AccessToken, CacheKey, IdentityError, TokenRequest};
+use super::{AccessToken, IdentityError, TokenRequest};
+use crate::cache::CacheKey;
 use crate::net;
 use crate::retry::{self, Backoff, Deadline};
 use crate::secret::Secret;

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
-use super::{AccessToken, CacheKey, IdentityError};
+use super::{AccessToken, IdentityError};
+use crate::cache::CacheKey;
 use crate::net;
 use crate::retry::{self, Backoff, Deadline};
 use crate::secret::Secret;

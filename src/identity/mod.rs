@@ -3,19 +3,20 @@
 //! NMI. Tokens are cached per credential material (see [`cache`]) and fetched once for
 //! concurrent mounts.
 
-pub mod cache;
 mod entra;
 mod imds;
 mod nmi;
 mod proxy;
+mod token;
 
 use std::sync::Arc;
 
 use url::Url;
 
-pub use cache::{AccessToken, CacheKey, Source};
-use cache::{KeyBuilder, TokenCache};
 pub use proxy::{sni_for_cluster, TokenProxyConfig};
+pub use token::AccessToken;
+
+use crate::cache::{Cache, CacheKey, KeyBuilder, Source};
 
 use crate::cloud::Cloud;
 use crate::metrics::{CacheLabels, Metrics, TokenLabels};
@@ -56,11 +57,14 @@ pub enum IdentityError {
     Nmi(String),
 }
 
+/// Distinct credentials whose tokens are kept; far above one node's pods.
+const TOKEN_CACHE_ENTRIES: usize = 16 * 1024;
+
 /// Hands out access tokens; one per process, shared by all mounts.
 pub struct Tokens {
     http: reqwest::Client,
     config: IdentityConfig,
-    cache: TokenCache,
+    cache: Cache<AccessToken>,
     proxy: proxy::TokenProxy,
     metrics: Arc<Metrics>,
 }
@@ -77,13 +81,28 @@ impl Tokens {
             http,
             proxy: proxy::TokenProxy::new(config.token_proxy.clone(), fallback_tls),
             config,
-            cache: TokenCache::default(),
+            cache: Cache::new(TOKEN_CACHE_ENTRIES),
             metrics,
         }
     }
 
     /// The cache key `req` maps to: equal keys mean equal credential material and scope.
     pub fn key(&self, req: &TokenRequest) -> CacheKey {
+        KeyBuilder::default()
+            .key(&self.principal(req.cloud, req.tenant, req.credential))
+            .part(req.scope)
+            .finish()
+    }
+
+    /// Identifies the credential material a mount presents (without scope): two mounts with
+    /// equal principals would obtain the same tokens, so may share what those tokens fetch.
+    pub fn principal(&self, cloud: &Cloud, tenant: &str, credential: &Credential) -> CacheKey {
+        let req = TokenRequest {
+            cloud,
+            tenant,
+            credential,
+            scope: "",
+        };
         let k = KeyBuilder::default();
         match req.credential {
             Credential::WorkloadIdentity {
@@ -128,7 +147,6 @@ impl Tokens {
                 .part(client_id)
                 .part(assertion.expose()),
         }
-        .part(req.scope)
         .finish()
     }
 

@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::{entra, AccessToken, CacheKey, IdentityError, TokenRequest};
+use super::{entra, AccessToken, IdentityError, TokenRequest};
+use crate::cache::CacheKey;
 use crate::retry::Deadline;
 use crate::secret::Secret;
 

@@ -21,7 +21,8 @@ use url::Url;
 pub use challenge::ChallengeError;
 pub use models::{CertificateBundle, KeyBundle, SecretBundle, VersionItem};
 
-use crate::identity::{AccessToken, CacheKey, IdentityError};
+use crate::cache::CacheKey;
+use crate::identity::{AccessToken, IdentityError};
 use crate::metrics::{self, KeyVaultLabels, Metrics, VaultLabels};
 use crate::net;
 use crate::request::ObjectType;
