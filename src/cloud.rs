@@ -135,7 +135,8 @@ pub async fn load_env_file(path: &Path) -> Result<Cloud, CloudError> {
     parse_env_file(&shown, &bytes)
 }
 
-fn parse_env_file(path: &str, bytes: &[u8]) -> Result<Cloud, CloudError> {
+/// Parses the JSON of an environment file; `path` is only used in messages.
+pub fn parse_env_file(path: &str, bytes: &[u8]) -> Result<Cloud, CloudError> {
     let env: EnvFile =
         serde_json::from_slice(bytes).map_err(|source| CloudError::ParseEnvFile {
             path: path.to_string(),

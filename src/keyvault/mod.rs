@@ -14,12 +14,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use serde::de::DeserializeOwned;
 use url::Url;
 
+pub use challenge::scope_for as challenge_scope;
 pub use challenge::ChallengeError;
-pub use models::{CertificateBundle, KeyBundle, SecretBundle, VersionItem};
+pub use models::{
+    parse_certificate, parse_key, parse_secret, parse_versions, CertificateBundle, KeyBundle,
+    SecretBundle, VersionItem, VersionPage,
+};
 
 use crate::cache::CacheKey;
 use crate::identity::{AccessToken, IdentityError};
@@ -27,7 +29,6 @@ use crate::metrics::{self, KeyVaultLabels, Metrics, VaultLabels};
 use crate::net;
 use crate::request::ObjectType;
 use crate::retry::{self, Backoff, Deadline};
-use crate::secret::Secret;
 
 /// Data-plane API version; 7.4 is what the Go provider speaks, 7.5 is a superset.
 pub const API_VERSION: &str = "7.5";
@@ -215,8 +216,8 @@ impl KeyVault {
         deadline: Deadline,
     ) -> Result<SecretBundle, KvError> {
         let url = object_url(vault, ObjectType::Secret, name, version);
-        let raw: models::RawSecret = self
-            .get_json(
+        let body = self
+            .get_body(
                 vault,
                 url,
                 ObjectType::Secret,
@@ -227,15 +228,7 @@ impl KeyVault {
                 MAX_OBJECT_BODY,
             )
             .await?;
-        let bad =
-            |what: &str| KvError::BadResponse(format!("secret {name} {what}"), vault.name.clone());
-        let id = raw.id.ok_or_else(|| bad("has no id"))?;
-        Ok(SecretBundle {
-            value: Secret::new(raw.value.ok_or_else(|| bad("has no value"))?),
-            version: models::version_of(&id).ok_or_else(|| bad("has an id without a version"))?,
-            content_type: raw.content_type,
-            kid: raw.kid.filter(|k| !k.is_empty()),
-        })
+        models::parse_secret(&body).map_err(|e| bad_response(vault, ObjectType::Secret, name, e))
     }
 
     /// GET a key's public JWK.
@@ -248,8 +241,8 @@ impl KeyVault {
         deadline: Deadline,
     ) -> Result<KeyBundle, KvError> {
         let url = object_url(vault, ObjectType::Key, name, version);
-        let raw: models::RawKey = self
-            .get_json(
+        let body = self
+            .get_body(
                 vault,
                 url,
                 ObjectType::Key,
@@ -260,17 +253,7 @@ impl KeyVault {
                 MAX_OBJECT_BODY,
             )
             .await?;
-        let bad =
-            |what: &str| KvError::BadResponse(format!("key {name} {what}"), vault.name.clone());
-        let jwk = raw.key.ok_or_else(|| bad("has no key"))?;
-        let kid = jwk
-            .get("kid")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| bad("has no kid"))?;
-        Ok(KeyBundle {
-            version: models::version_of(kid).ok_or_else(|| bad("has a kid without a version"))?,
-            jwk,
-        })
+        models::parse_key(&body).map_err(|e| bad_response(vault, ObjectType::Key, name, e))
     }
 
     /// GET a certificate's DER.
@@ -283,8 +266,8 @@ impl KeyVault {
         deadline: Deadline,
     ) -> Result<CertificateBundle, KvError> {
         let url = object_url(vault, ObjectType::Cert, name, version);
-        let raw: models::RawCertificate = self
-            .get_json(
+        let body = self
+            .get_body(
                 vault,
                 url,
                 ObjectType::Cert,
@@ -295,17 +278,7 @@ impl KeyVault {
                 MAX_OBJECT_BODY,
             )
             .await?;
-        let bad = |what: &str| {
-            KvError::BadResponse(format!("certificate {name} {what}"), vault.name.clone())
-        };
-        let id = raw.id.ok_or_else(|| bad("has no id"))?;
-        let cer = raw.cer.ok_or_else(|| bad("has no cer"))?;
-        Ok(CertificateBundle {
-            cer: base64::engine::general_purpose::STANDARD
-                .decode(cer)
-                .map_err(|_| bad("has a cer that is not base64"))?,
-            version: models::version_of(&id).ok_or_else(|| bad("has an id without a version"))?,
-        })
+        models::parse_certificate(&body).map_err(|e| bad_response(vault, ObjectType::Cert, name, e))
     }
 
     /// Lists every version of an object, following `nextLink` pages on the same vault.
@@ -325,8 +298,8 @@ impl KeyVault {
             .append_pair("api-version", API_VERSION);
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page: models::RawVersions = self
-                .get_json(
+            let body = self
+                .get_body(
                     vault,
                     url.clone(),
                     kind,
@@ -337,19 +310,10 @@ impl KeyVault {
                     MAX_LIST_BODY,
                 )
                 .await?;
-            for item in page.value {
-                let id = item.id.or(item.kid).unwrap_or_default();
-                let Some(version) = models::version_of(&id) else {
-                    continue;
-                };
-                let attrs = item.attributes.unwrap_or_default();
-                items.push(VersionItem {
-                    version,
-                    enabled: attrs.enabled.unwrap_or(false),
-                    created: attrs.created.unwrap_or(0),
-                });
-            }
-            match page.next_link.filter(|l| !l.is_empty()) {
+            let page =
+                models::parse_versions(&body).map_err(|e| bad_response(vault, kind, name, e))?;
+            items.extend(page.items);
+            match page.next_link {
                 None => return Ok(items),
                 Some(next) => {
                     let next = Url::parse(&next).map_err(|_| {
@@ -381,9 +345,9 @@ impl KeyVault {
         ))
     }
 
-    /// One authenticated GET with challenge handling and retries, decoded as JSON.
+    /// One authenticated GET with challenge handling and retries; the body of a 2xx answer.
     #[allow(clippy::too_many_arguments)]
-    async fn get_json<T: DeserializeOwned>(
+    async fn get_body(
         &self,
         vault: &Vault,
         url: Url,
@@ -393,7 +357,7 @@ impl KeyVault {
         auth: &impl Authenticator,
         deadline: Deadline,
         max_body: usize,
-    ) -> Result<T, KvError> {
+    ) -> Result<Vec<u8>, KvError> {
         let host = vault.host().to_string();
         let known_scope = self.scopes.lock().expect("scope lock").get(&host).cloned();
         let mut token = match known_scope {
@@ -491,14 +455,16 @@ impl KeyVault {
                     vault, kind, name, permission, status, &body, auth,
                 ));
             }
-            return serde_json::from_slice(&body).map_err(|e| {
-                KvError::BadResponse(
-                    format!("{} {name}: {}", noun(kind), crate::request::json_error(&e)),
-                    vault.name.clone(),
-                )
-            });
+            return Ok(body);
         }
     }
+}
+
+fn bad_response(vault: &Vault, kind: ObjectType, name: &str, problem: String) -> KvError {
+    KvError::BadResponse(
+        format!("{} {name}: {problem}", noun(kind)),
+        vault.name.clone(),
+    )
 }
 
 fn object_url(vault: &Vault, kind: ObjectType, name: &str, version: Option<&str>) -> Url {

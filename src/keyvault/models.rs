@@ -20,7 +20,7 @@ pub struct SecretBundle {
 }
 
 #[derive(Deserialize)]
-pub(super) struct RawSecret {
+struct RawSecret {
     pub value: Option<String>,
     pub id: Option<String>,
     #[serde(rename = "contentType")]
@@ -35,7 +35,7 @@ pub struct KeyBundle {
 }
 
 #[derive(Deserialize)]
-pub(super) struct RawKey {
+struct RawKey {
     pub key: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -46,7 +46,7 @@ pub struct CertificateBundle {
 }
 
 #[derive(Deserialize)]
-pub(super) struct RawCertificate {
+struct RawCertificate {
     pub id: Option<String>,
     pub cer: Option<String>,
 }
@@ -61,7 +61,7 @@ pub struct VersionItem {
 }
 
 #[derive(Deserialize)]
-pub(super) struct RawVersions {
+struct RawVersions {
     #[serde(default)]
     pub value: Vec<RawVersionItem>,
     #[serde(rename = "nextLink")]
@@ -69,7 +69,7 @@ pub(super) struct RawVersions {
 }
 
 #[derive(Deserialize)]
-pub(super) struct RawVersionItem {
+struct RawVersionItem {
     pub id: Option<String>,
     pub kid: Option<String>,
     pub attributes: Option<Attributes>,
@@ -99,6 +99,78 @@ impl ErrorDetail {
             _ => &self.code,
         }
     }
+}
+
+/// Reads a secret bundle.
+pub fn parse_secret(body: &[u8]) -> Result<SecretBundle, String> {
+    let raw: RawSecret = serde_json::from_slice(body).map_err(|e| json(&e))?;
+    let id = raw.id.ok_or("has no id")?;
+    Ok(SecretBundle {
+        value: Secret::new(raw.value.ok_or("has no value")?),
+        version: version_of(&id).ok_or("has an id without a version")?,
+        content_type: raw.content_type,
+        kid: raw.kid.filter(|k| !k.is_empty()),
+    })
+}
+
+/// Reads a key bundle.
+pub fn parse_key(body: &[u8]) -> Result<KeyBundle, String> {
+    let raw: RawKey = serde_json::from_slice(body).map_err(|e| json(&e))?;
+    let jwk = raw.key.ok_or("has no key")?;
+    let kid = jwk
+        .get("kid")
+        .and_then(|v| v.as_str())
+        .ok_or("has no kid")?;
+    Ok(KeyBundle {
+        version: version_of(kid).ok_or("has a kid without a version")?,
+        jwk,
+    })
+}
+
+/// Reads a certificate bundle.
+pub fn parse_certificate(body: &[u8]) -> Result<CertificateBundle, String> {
+    use base64::Engine;
+    let raw: RawCertificate = serde_json::from_slice(body).map_err(|e| json(&e))?;
+    let id = raw.id.ok_or("has no id")?;
+    let cer = raw.cer.ok_or("has no cer")?;
+    Ok(CertificateBundle {
+        cer: base64::engine::general_purpose::STANDARD
+            .decode(cer)
+            .map_err(|_| "has a cer that is not base64")?,
+        version: version_of(&id).ok_or("has an id without a version")?,
+    })
+}
+
+/// One page of a version listing.
+pub struct VersionPage {
+    pub items: Vec<VersionItem>,
+    pub next_link: Option<String>,
+}
+
+/// Reads one page of a `/versions` listing; entries without a usable id are skipped.
+pub fn parse_versions(body: &[u8]) -> Result<VersionPage, String> {
+    let raw: RawVersions = serde_json::from_slice(body).map_err(|e| json(&e))?;
+    let items = raw
+        .value
+        .into_iter()
+        .filter_map(|item| {
+            let version = version_of(item.id.as_deref().or(item.kid.as_deref())?)?;
+            let attrs = item.attributes.unwrap_or_default();
+            Some(VersionItem {
+                version,
+                enabled: attrs.enabled.unwrap_or(false),
+                created: attrs.created.unwrap_or(0),
+            })
+        })
+        .collect();
+    Ok(VersionPage {
+        items,
+        next_link: raw.next_link.filter(|l| !l.is_empty()),
+    })
+}
+
+fn json(e: &serde_json::Error) -> String {
+    crate::request::json_error(e)
 }
 
 /// The version segment of an object id `https://<vault>/<collection>/<name>/<version>`.
