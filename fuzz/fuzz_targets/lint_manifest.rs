@@ -1,0 +1,10 @@
+//! Whole SecretProviderClass manifests, as `lint` reads them.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = akv_csi_provider::lint::lint(text);
+    }
+});

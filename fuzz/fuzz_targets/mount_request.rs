@@ -1,0 +1,21 @@
+//! The MountRequest envelope: attributes, secrets and permission JSON (with the service-account
+//! tokens and objects YAML inside), split from one input at NUL bytes.
+#![no_main]
+
+use akv_csi_provider::cloud::CloudName;
+use akv_csi_provider::request::{self, RequestDefaults};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.splitn(3, '\0');
+    let attributes = parts.next().unwrap_or("");
+    let secrets = parts.next().unwrap_or("null");
+    let permission = parts.next().unwrap_or("420");
+    let defaults = RequestDefaults {
+        cloud: CloudName::parse("AzurePublicCloud").unwrap(),
+        cloud_env_file: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let _ = runtime.block_on(request::parse(attributes, secrets, permission, &defaults));
+});
