@@ -4,4 +4,13 @@
 //!
 //! Nothing in `src/` of the provider knows this crate exists: the fakes are reached through the
 //! provider's public flags (`--resolve`, `--extra-ca-file`) and an AzureStackCloud env file.
+
+pub mod azure;
+pub mod entra;
+pub mod fault;
+pub mod https;
+pub mod keyvault;
 pub mod provider;
+pub mod sa;
+pub mod seed;
+pub mod tls;

@@ -1,0 +1,243 @@
+//! Shared setup of the integration tests: the fakes seeded with a standard tenant and vault, the
+//! real provider binary pointed at them through its public flags, and MountRequests built the way
+//! the driver builds them.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use akv_csi_provider::proto::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
+use akv_csi_provider::proto::v1alpha1::{MountRequest, MountResponse};
+use testkit::azure::FakeAzure;
+use testkit::provider::ProviderProcess;
+use testkit::seed::Seed;
+use tonic::transport::Channel;
+
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const OTHER_TENANT: &str = "33333333-3333-3333-3333-333333333333";
+pub const SP_CLIENT: &str = "11111111-1111-1111-1111-111111111111";
+pub const SP_SECRET: &str = "sp-client-secret-Zq8~xY";
+pub const WI_CLIENT: &str = "22222222-2222-2222-2222-222222222222";
+pub const NO_ACCESS_CLIENT: &str = "44444444-4444-4444-4444-444444444444";
+pub const NO_ACCESS_SECRET: &str = "no-access-secret-Pw3";
+pub const VAULT: &str = "kv-test";
+pub const WI_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// Secret values of the standard seed (for assertions and leak checks).
+pub const DB_PASSWORD: &str = "s3cr3t-db-password-value";
+pub const DB_PASSWORD_OLD: &str = "previous-db-password-value";
+pub const API_KEY: &str = "api-key-7f3a9c2e";
+
+pub fn standard_seed() -> String {
+    format!(
+        r#"
+tenants:
+  - id: {TENANT}
+    clients:
+      - clientId: {SP_CLIENT}
+        secret: {SP_SECRET}
+      - clientId: {WI_CLIENT}
+        federated:
+          - subject: system:serviceaccount:default:app
+      - clientId: {NO_ACCESS_CLIENT}
+        secret: {NO_ACCESS_SECRET}
+  - id: {OTHER_TENANT}
+    clients: []
+vaults:
+  - name: {VAULT}
+    tenant: {TENANT}
+    access:
+      - clientId: {SP_CLIENT}
+        secrets: [get, list]
+        keys: [get, list]
+        certificates: [get, list]
+      - clientId: {WI_CLIENT}
+        secrets: [get, list]
+        keys: [get, list]
+        certificates: [get, list]
+    secrets:
+      - name: db-password
+        versions:
+          - value: {DB_PASSWORD_OLD}
+            version: 0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a
+          - value: {DB_PASSWORD}
+            version: 1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b
+      - name: api-key
+        versions:
+          - value: {API_KEY}
+      - name: b64
+        versions:
+          - value: aGVsbG8gd29ybGQ=
+      - name: hex
+        versions:
+          - value: 68656c6c6f
+      - name: disabled
+        versions:
+          - value: nope
+            enabled: false
+"#
+    )
+}
+
+pub struct Env {
+    pub azure: FakeAzure,
+    pub provider: ProviderProcess,
+    pub client: CsiDriverProviderClient<Channel>,
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Env::start_with(&standard_seed(), &[]).await
+    }
+
+    pub async fn start_with(seed: &str, extra_args: &[&str]) -> Env {
+        let azure = FakeAzure::start(Seed::from_yaml(seed).expect("seed")).await;
+        let mut args = azure.provider_args();
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let provider =
+            ProviderProcess::start(env!("CARGO_BIN_EXE_akv-csi-provider").as_ref(), &args)
+                .await
+                .expect("provider starts");
+        let client = CsiDriverProviderClient::new(provider.channel().await.expect("connect"))
+            .max_decoding_message_size(4 * 1024 * 1024);
+        Env {
+            azure,
+            provider,
+            client,
+        }
+    }
+
+    /// SPC parameters for the test cloud and vault, with `objects`.
+    pub fn params(&self, objects: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("keyvaultName".into(), VAULT.into()),
+            ("tenantID".into(), TENANT.into()),
+            ("cloudName".into(), "AzureStackCloud".into()),
+            (
+                "cloudEnvFileName".into(),
+                self.azure.cloud_env_file().display().to_string(),
+            ),
+            ("objects".into(), objects.into()),
+        ])
+    }
+
+    /// A workload-identity token for pod `pod` of `default/app`.
+    pub fn sa_token(&self, pod: &str) -> String {
+        self.azure.entra.issuer.token(
+            "default",
+            "app",
+            pod,
+            WI_AUDIENCE,
+            Duration::from_secs(3600),
+        )
+    }
+
+    pub async fn mount(&self, req: MountRequest) -> Result<MountResponse, tonic::Status> {
+        self.client.clone().mount(req).await.map(|r| r.into_inner())
+    }
+}
+
+/// The `objects` YAML for the given per-object YAML documents.
+pub fn objects(items: &[&str]) -> String {
+    let mut out = String::from("array:\n");
+    for item in items {
+        out.push_str("  - |\n");
+        for line in item.lines() {
+            out.push_str("    ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A MountRequest as driver v1.6 sends it on first mount.
+pub struct Request {
+    pub params: BTreeMap<String, String>,
+    pub pod: String,
+    pub namespace: String,
+    pub tokens: BTreeMap<String, String>,
+    /// `None` sends the literal `null`.
+    pub secrets: Option<BTreeMap<String, String>>,
+    pub permission: String,
+}
+
+impl Request {
+    pub fn new(params: BTreeMap<String, String>) -> Request {
+        Request {
+            params,
+            pod: "app-7d9f8".into(),
+            namespace: "default".into(),
+            tokens: BTreeMap::new(),
+            secrets: None,
+            permission: "420".into(),
+        }
+    }
+
+    pub fn service_principal(mut self, id: &str, secret: &str) -> Request {
+        self.secrets = Some(BTreeMap::from([
+            ("clientid".into(), id.into()),
+            ("clientsecret".into(), secret.into()),
+        ]));
+        self
+    }
+
+    pub fn workload_identity(mut self, client_id: &str, token: &str) -> Request {
+        self.params.insert("clientID".into(), client_id.into());
+        self.tokens.insert(WI_AUDIENCE.into(), token.into());
+        self
+    }
+
+    pub fn param(mut self, key: &str, value: &str) -> Request {
+        self.params.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn build(&self) -> MountRequest {
+        let mut attributes = self.params.clone();
+        attributes.insert("secretProviderClass".into(), "test-spc".into());
+        attributes.insert("csi.storage.k8s.io/pod.name".into(), self.pod.clone());
+        attributes.insert(
+            "csi.storage.k8s.io/pod.namespace".into(),
+            self.namespace.clone(),
+        );
+        attributes.insert(
+            "csi.storage.k8s.io/pod.uid".into(),
+            "0b1e4a5c-0000-4000-8000-000000000001".into(),
+        );
+        attributes.insert(
+            "csi.storage.k8s.io/serviceAccount.name".into(),
+            "app".into(),
+        );
+        attributes.insert("csi.storage.k8s.io/ephemeral".into(), "true".into());
+        if !self.tokens.is_empty() {
+            let tokens: serde_json::Map<String, serde_json::Value> = self
+                .tokens
+                .iter()
+                .map(|(aud, t)| (aud.clone(), serde_json::json!({"token": t, "expirationTimestamp": "2030-01-01T00:00:00Z"})))
+                .collect();
+            attributes.insert(
+                "csi.storage.k8s.io/serviceAccount.tokens".into(),
+                serde_json::Value::Object(tokens).to_string(),
+            );
+        }
+        MountRequest {
+            attributes: serde_json::to_string(&attributes).unwrap(),
+            secrets: match &self.secrets {
+                None => "null".into(),
+                Some(s) => serde_json::to_string(s).unwrap(),
+            },
+            target_path: "/var/lib/kubelet/pods/0b1e4a5c-0000-4000-8000-000000000001/volumes/kubernetes.io~csi/secrets/mount".into(),
+            permission: self.permission.clone(),
+            current_object_version: vec![],
+        }
+    }
+}
+
+/// Files of a response as (path → (mode, contents)).
+pub fn files(resp: &MountResponse) -> BTreeMap<String, (i32, Vec<u8>)> {
+    resp.files
+        .iter()
+        .map(|f| (f.path.clone(), (f.mode, f.contents.clone())))
+        .collect()
+}

@@ -1,0 +1,166 @@
+//! Fault injection and request accounting shared by the fakes: latency for every request,
+//! queued faults for the next N requests of a route (throttling with each `Retry-After` flavour,
+//! server errors, dropped connections, broken JSON), and per-route counters.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::https::ConnectionKiller;
+
+/// How a throttled answer says when to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    None,
+    /// `Retry-After: <seconds>`
+    Seconds(u64),
+    /// `retry-after-ms: <ms>`
+    Millis(u64),
+    /// `x-ms-retry-after-ms: <ms>`
+    MsMillis(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// An error status (429, 500, 503, …) with a service-style JSON body.
+    Status {
+        status: u16,
+        retry_after: RetryAfter,
+    },
+    /// Close the connection without answering.
+    Reset,
+    /// 200 with a body that is not JSON.
+    InvalidJson,
+}
+
+impl Fault {
+    pub fn throttle(retry_after: RetryAfter) -> Fault {
+        Fault::Status {
+            status: 429,
+            retry_after,
+        }
+    }
+
+    pub fn status(status: u16) -> Fault {
+        Fault::Status {
+            status,
+            retry_after: RetryAfter::None,
+        }
+    }
+}
+
+struct Queued {
+    route: Option<String>,
+    remaining: usize,
+    fault: Fault,
+}
+
+/// Faults and counters of one fake.
+#[derive(Default)]
+pub struct Faults {
+    queue: Mutex<Vec<Queued>>,
+    latency: Mutex<Duration>,
+    counts: Mutex<BTreeMap<String, usize>>,
+}
+
+impl Faults {
+    /// The next `times` requests of `route` (any route when `None`) get `fault`.
+    pub fn inject(&self, route: Option<&str>, times: usize, fault: Fault) {
+        self.queue.lock().unwrap().push(Queued {
+            route: route.map(str::to_string),
+            remaining: times,
+            fault,
+        });
+    }
+
+    /// Delay before every answer (emulated network and service time).
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap() = latency;
+    }
+
+    /// Requests seen per route since the last reset.
+    pub fn count(&self, route: &str) -> usize {
+        self.counts.lock().unwrap().get(route).copied().unwrap_or(0)
+    }
+
+    /// Requests seen on every route.
+    pub fn total(&self) -> usize {
+        self.counts.lock().unwrap().values().sum()
+    }
+
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    pub fn reset_counts(&self) {
+        self.counts.lock().unwrap().clear();
+    }
+
+    pub fn clear_faults(&self) {
+        self.queue.lock().unwrap().clear();
+    }
+
+    /// Counts the request, waits the latency, and returns the fault to apply, if any.
+    pub async fn enter(&self, route: &str) -> Option<Fault> {
+        *self
+            .counts
+            .lock()
+            .unwrap()
+            .entry(route.to_string())
+            .or_default() += 1;
+        let latency = *self.latency.lock().unwrap();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let mut queue = self.queue.lock().unwrap();
+        let index = queue
+            .iter()
+            .position(|q| q.remaining > 0 && q.route.as_deref().is_none_or(|r| r == route))?;
+        queue[index].remaining -= 1;
+        let fault = queue[index].fault.clone();
+        if queue[index].remaining == 0 {
+            queue.remove(index);
+        }
+        Some(fault)
+    }
+}
+
+/// Turns a fault into the answer (or the dropped connection).
+pub async fn apply(fault: Fault, killer: &ConnectionKiller, body: serde_json::Value) -> Response {
+    match fault {
+        Fault::Reset => killer.kill().await,
+        Fault::InvalidJson => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            "{\"value\": tru",
+        )
+            .into_response(),
+        Fault::Status {
+            status,
+            retry_after,
+        } => {
+            let mut response = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                axum::Json(body),
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            match retry_after {
+                RetryAfter::None => {}
+                RetryAfter::Seconds(s) => {
+                    headers.insert("retry-after", s.to_string().parse().unwrap());
+                }
+                RetryAfter::Millis(ms) => {
+                    headers.insert("retry-after-ms", ms.to_string().parse().unwrap());
+                }
+                RetryAfter::MsMillis(ms) => {
+                    headers.insert("x-ms-retry-after-ms", ms.to_string().parse().unwrap());
+                }
+            }
+            response
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Serves an axum router over TLS on a loopback port, HTTP/1.1 and HTTP/2, with the one fault
+//! a router cannot produce itself: dropping the connection without an answer ("reset").
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::Notify;
+use tower::ServiceExt;
+
+/// Request extension: notify it to drop the connection the request arrived on.
+#[derive(Clone)]
+pub struct ConnectionKiller(Arc<Notify>);
+
+impl ConnectionKiller {
+    /// Drops the connection; the handler should then never answer.
+    pub async fn kill(&self) -> ! {
+        self.0.notify_one();
+        std::future::pending().await
+    }
+}
+
+/// A running server; stops when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds 127.0.0.1:0 and serves `router` with `tls`.
+pub async fn serve(router: axum::Router, tls: Arc<rustls::ServerConfig>) -> Server {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let router = router.clone();
+            connections.spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let killer = ConnectionKiller(Arc::new(Notify::new()));
+                let notified = killer.0.clone();
+                let service =
+                    hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(killer.clone());
+                        router.clone().oneshot(req.map(axum::body::Body::new))
+                    });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                tokio::select! {
+                    _ = connection => {}
+                    _ = notified.notified() => {}
+                }
+            });
+            // Reap finished connection tasks so the set does not grow without bound.
+            while connections.try_join_next().is_some() {}
+        }
+    });
+    Server { addr, task }
+}

@@ -1,0 +1,482 @@
+//! Fake Azure Key Vault data plane, one server for every vault: the vault is the first label of
+//! the `Host` header and the Key Vault resource is `https://` plus the rest, so the same fake
+//! serves `kv.vault.azure.net`, `kv.vault.usgovcloudapi.net` or `kv.vault.akv.test`.
+//!
+//! It answers like Key Vault (api-version 7.x): 401 with a bearer challenge when no or a bad
+//! token is presented, 403/404 with Key Vault's error bodies, bundles with full-URL ids and 32-hex
+//! versions, `/versions` listings paged with `nextLink`, `/secrets/{name}/` for the latest
+//! version as the SDKs send it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use base64::Engine;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::entra::TokenRegistry;
+use crate::fault::{self, Faults};
+use crate::https::ConnectionKiller;
+use crate::seed::{self, Seed};
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvRecord {
+    pub vault: String,
+    pub path: String,
+    /// `secret_get`, `secret_versions`, `key_get`, … (the fault and counter route).
+    pub route: String,
+    pub had_token: bool,
+    pub status: u16,
+}
+
+pub struct KeyVault {
+    seed: Seed,
+    tokens: Arc<TokenRegistry>,
+    pub faults: Faults,
+    /// Replaces the resource named in challenges (to test domain verification).
+    challenge_resource: Mutex<Option<String>>,
+    log: Mutex<Vec<KvRecord>>,
+    /// Values served (for leak checks).
+    served: Mutex<Vec<String>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Secret,
+    Key,
+    Certificate,
+}
+
+impl Kind {
+    fn from_collection(c: &str) -> Option<Kind> {
+        match c {
+            "secrets" => Some(Kind::Secret),
+            "keys" => Some(Kind::Key),
+            "certificates" => Some(Kind::Certificate),
+            _ => None,
+        }
+    }
+    fn singular(self) -> &'static str {
+        match self {
+            Kind::Secret => "secret",
+            Kind::Key => "key",
+            Kind::Certificate => "certificate",
+        }
+    }
+    fn collection(self) -> &'static str {
+        match self {
+            Kind::Secret => "secrets",
+            Kind::Key => "keys",
+            Kind::Certificate => "certificates",
+        }
+    }
+    fn code(self) -> &'static str {
+        match self {
+            Kind::Secret => "Secret",
+            Kind::Key => "Key",
+            Kind::Certificate => "Certificate",
+        }
+    }
+}
+
+/// A version of any kind, with what the listing and the bundle need.
+struct Version {
+    id: String,
+    enabled: bool,
+    body: Value,
+}
+
+impl KeyVault {
+    pub fn new(seed: Seed, tokens: Arc<TokenRegistry>) -> KeyVault {
+        KeyVault {
+            seed,
+            tokens,
+            faults: Faults::default(),
+            challenge_resource: Mutex::default(),
+            log: Mutex::default(),
+            served: Mutex::default(),
+        }
+    }
+
+    /// Makes challenges name `resource` instead of the vault's own (None restores it).
+    pub fn set_challenge_resource(&self, resource: Option<&str>) {
+        *self.challenge_resource.lock().unwrap() = resource.map(str::to_string);
+    }
+
+    pub fn requests(&self) -> Vec<KvRecord> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// GETs of objects and listings (challenges excluded).
+    pub fn object_requests(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.status != 401)
+            .count()
+    }
+
+    pub fn reset_log(&self) {
+        self.log.lock().unwrap().clear();
+        self.faults.reset_counts();
+    }
+
+    /// Every secret value, key or certificate served so far (for leak checks).
+    pub fn served_values(&self) -> Vec<String> {
+        self.served.lock().unwrap().clone()
+    }
+
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .fallback(handle)
+            .with_state(self.clone())
+    }
+
+    fn versions(
+        &self,
+        vault: &seed::Vault,
+        kind: Kind,
+        name: &str,
+        base: &str,
+    ) -> Option<Vec<Version>> {
+        let meta_of = |i: usize, m: &seed::Meta| {
+            let v = m
+                .version
+                .clone()
+                .unwrap_or_else(|| seed::version_id(name, i));
+            (
+                v,
+                m.enabled.unwrap_or(true),
+                m.created.unwrap_or(1_700_000_000 + i as i64 * 60),
+            )
+        };
+        let attrs = |enabled: bool, created: i64| json!({"enabled": enabled, "created": created, "updated": created, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90});
+        Some(match kind {
+            Kind::Secret => {
+                let o = vault
+                    .secrets
+                    .iter()
+                    .find(|o| o.name.eq_ignore_ascii_case(name))?;
+                o.versions.iter().enumerate().map(|(i, s)| {
+                    let (v, enabled, created) = meta_of(i, &s.meta);
+                    let id = format!("{base}/secrets/{}/{v}", o.name);
+                    let mut body = json!({"value": s.value, "id": id, "attributes": attrs(enabled, created), "tags": {}});
+                    if let Some(ct) = &s.content_type { body["contentType"] = json!(ct); }
+                    if let Some(kid) = &s.kid { body["kid"] = json!(kid); body["managed"] = json!(true); }
+                    Version { id, enabled, body }
+                }).collect()
+            }
+            Kind::Key => {
+                let o = vault
+                    .keys
+                    .iter()
+                    .find(|o| o.name.eq_ignore_ascii_case(name))?;
+                o.versions.iter().enumerate().map(|(i, k)| {
+                    let (v, enabled, created) = meta_of(i, &k.meta);
+                    let id = format!("{base}/keys/{}/{v}", o.name);
+                    let mut jwk = k.jwk.clone();
+                    jwk.insert("kid".into(), json!(id));
+                    jwk.entry("key_ops").or_insert(json!(["verify", "sign"]));
+                    Version { id, enabled, body: json!({"key": jwk, "attributes": attrs(enabled, created), "tags": {}}) }
+                }).collect()
+            }
+            Kind::Certificate => {
+                let o = vault
+                    .certificates
+                    .iter()
+                    .find(|o| o.name.eq_ignore_ascii_case(name))?;
+                o.versions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let (v, enabled, created) = meta_of(i, &c.meta);
+                        let id = format!("{base}/certificates/{}/{v}", o.name);
+                        let der = base64::engine::general_purpose::STANDARD
+                            .decode(&c.cer)
+                            .unwrap_or_default();
+                        let x5t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+                            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der),
+                        );
+                        let body = json!({
+                            "id": id,
+                            "kid": format!("{base}/keys/{}/{v}", o.name),
+                            "sid": format!("{base}/secrets/{}/{v}", o.name),
+                            "x5t": x5t,
+                            "cer": c.cer,
+                            "attributes": attrs(enabled, created),
+                            "policy": {"id": format!("{base}/certificates/{}/policy", o.name)},
+                        });
+                        Version { id, enabled, body }
+                    })
+                    .collect()
+            }
+        })
+    }
+}
+
+fn kv_error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) -> Response {
+    let mut error = json!({"code": code, "message": message});
+    if let Some(inner) = inner {
+        error["innererror"] = json!({"code": inner});
+    }
+    (status, axum::Json(json!({"error": error}))).into_response()
+}
+
+async fn handle(
+    State(kv): State<Arc<KeyVault>>,
+    Extension(killer): Extension<ConnectionKiller>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    // HTTP/2 carries the host in the :authority pseudo-header (the URI), HTTP/1.1 in Host.
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let host_name = host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    let (vault_name, suffix) = host_name.split_once('.').unwrap_or((&host_name, ""));
+    let segments: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    let kind = segments.first().and_then(|c| Kind::from_collection(c));
+    let name = segments.get(1).copied().unwrap_or("");
+    let rest = &segments[2.min(segments.len())..];
+    let listing = rest.first() == Some(&"versions");
+    let route = match kind {
+        Some(k) => format!(
+            "{}_{}",
+            k.singular(),
+            if listing { "versions" } else { "get" }
+        ),
+        None => "other".to_string(),
+    };
+    let bearer = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let response = match kv.faults.enter(&route).await {
+        Some(f) => fault::apply(f, &killer, json!({"error": {"code": "Throttled", "message": "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"}})).await,
+        None => kv.answer(vault_name, suffix, &host, kind, name, rest, listing, &query, bearer.as_deref()),
+    };
+    kv.log.lock().unwrap().push(KvRecord {
+        vault: vault_name.to_string(),
+        path: uri.path().to_string(),
+        route,
+        had_token: bearer.is_some(),
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+impl KeyVault {
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &self,
+        vault_name: &str,
+        suffix: &str,
+        host: &str,
+        kind: Option<Kind>,
+        name: &str,
+        rest: &[&str],
+        listing: bool,
+        query: &BTreeMap<String, String>,
+        bearer: Option<&str>,
+    ) -> Response {
+        let Some(vault) = self
+            .seed
+            .vaults
+            .iter()
+            .find(|v| v.name.eq_ignore_ascii_case(vault_name))
+        else {
+            // Real DNS would not resolve an unknown vault; the closest answer a server can give.
+            return kv_error(
+                StatusCode::NOT_FOUND,
+                "VaultNotFound",
+                &format!("Vault {vault_name} does not exist."),
+                None,
+            );
+        };
+        let resource = format!("https://{suffix}");
+        let challenge_resource = self
+            .challenge_resource
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| resource.clone());
+        let challenge = |extra: &str| {
+            let value = format!(
+                "Bearer authorization=\"https://login.microsoftonline.com/{}\", resource=\"{challenge_resource}\"{extra}",
+                vault.tenant
+            );
+            value
+        };
+        let unauthorized = |extra: &str, message: &str| {
+            let mut r = kv_error(StatusCode::UNAUTHORIZED, "Unauthorized", message, None);
+            r.headers_mut()
+                .insert("www-authenticate", challenge(extra).parse().unwrap());
+            r
+        };
+        let Some(token) = bearer else {
+            return unauthorized("", "AKV10000: Request is missing a Bearer or PoP token.");
+        };
+        let Some(issued) = self.tokens.lookup(token) else {
+            return unauthorized(
+                ", error=\"invalid_token\"",
+                "AKV10022: Invalid token: the token was not issued by a trusted issuer.",
+            );
+        };
+        if issued.expires_at <= Instant::now() {
+            return unauthorized(
+                ", error=\"invalid_token\"",
+                "AKV10032: Invalid token: the token has expired.",
+            );
+        }
+        if issued.resource != resource {
+            return unauthorized(
+                ", error=\"invalid_token\"",
+                &format!(
+                    "AKV10022: Invalid audience. Expected {resource}, found: {}.",
+                    issued.resource
+                ),
+            );
+        }
+        if issued.tenant != vault.tenant {
+            return unauthorized(", error=\"invalid_token\"", &format!("AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{}/, found https://sts.windows.net/{}/.", vault.tenant, issued.tenant));
+        }
+        let api_ok = query.get("api-version").is_some_and(|v| {
+            v.strip_prefix("7.")
+                .and_then(|m| m.split('-').next()?.parse::<u32>().ok())
+                .is_some_and(|m| m >= 4)
+                || v.starts_with("2025-")
+        });
+        if !api_ok {
+            return kv_error(
+                StatusCode::BAD_REQUEST,
+                "BadParameter",
+                "The request URI contains an invalid API version.",
+                None,
+            );
+        }
+        let Some(kind) = kind else {
+            return kv_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "The requested resource was not found.",
+                None,
+            );
+        };
+        let permission = if listing { "list" } else { "get" };
+        let granted = vault.access.iter().any(|a| {
+            a.client_id == issued.client_id
+                && match kind {
+                    Kind::Secret => &a.secrets,
+                    Kind::Key => &a.keys,
+                    Kind::Certificate => &a.certificates,
+                }
+                .iter()
+                .any(|p| p == permission)
+        });
+        if !granted {
+            let message = format!(
+                "The user, group or application 'appid={};oid=00000000-0000-0000-0000-000000000000;iss=https://sts.windows.net/{}/' does not have {}s {permission} permission on key vault '{};location=eastus'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
+                issued.client_id, vault.tenant, kind.singular(), vault.name
+            );
+            return kv_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &message,
+                Some("AccessDenied"),
+            );
+        }
+        let base = format!("https://{host}");
+        let not_found = |what: &str| {
+            kv_error(
+                StatusCode::NOT_FOUND,
+                &format!("{}NotFound", kind.code()),
+                &format!("A {} with (name/id) {what} was not found in this key vault. If you recently deleted this {} you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", kind.singular(), kind.singular()),
+                None,
+            )
+        };
+        let Some(versions) = self.versions(vault, kind, name, &base) else {
+            return not_found(name);
+        };
+        if listing {
+            let max: usize = query
+                .get("maxresults")
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(25)
+                .clamp(1, 25);
+            let skip: usize = query
+                .get("$skiptoken")
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(0);
+            let page: Vec<Value> = versions
+                .iter()
+                .skip(skip)
+                .take(max)
+                .map(|v| {
+                    let mut item = json!({"attributes": v.body["attributes"].clone()});
+                    match kind {
+                        Kind::Key => item["kid"] = json!(v.id),
+                        _ => item["id"] = json!(v.id),
+                    }
+                    if let Some(ct) = v.body.get("contentType") {
+                        item["contentType"] = ct.clone();
+                    }
+                    item
+                })
+                .collect();
+            let next = (skip + max < versions.len()).then(|| {
+                format!(
+                    "{base}/{}/{name}/versions?api-version=7.5&maxresults={max}&$skiptoken={}",
+                    kind.collection(),
+                    skip + max
+                )
+            });
+            return axum::Json(json!({"value": page, "nextLink": next})).into_response();
+        }
+        let version = match rest {
+            [] | [""] => versions.last(),
+            [v] => versions
+                .iter()
+                .find(|x| x.id.rsplit('/').next() == Some(*v)),
+            _ => None,
+        };
+        let Some(version) = version else {
+            return not_found(&format!("{name}/{}", rest.join("/")));
+        };
+        if !version.enabled {
+            return kv_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!(
+                    "Operation get is not allowed on a disabled {}.",
+                    kind.singular()
+                ),
+                Some(&format!("{}Disabled", kind.code())),
+            );
+        }
+        let served = match kind {
+            Kind::Secret => version.body["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            Kind::Key => version.body["key"].to_string(),
+            Kind::Certificate => version.body["cer"].as_str().unwrap_or_default().to_string(),
+        };
+        self.served.lock().unwrap().push(served);
+        axum::Json(version.body.clone()).into_response()
+    }
+}
