@@ -42,7 +42,7 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Mount a SecretProviderClass from a workstation and write the files into a directory.
-    Mount(MountArgs),
+    Mount(Box<MountArgs>),
 }
 
 /// Flags of the server (the default command).
@@ -376,7 +376,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-async fn mount(args: MountArgs) -> Result<(), String> {
+async fn mount(args: Box<MountArgs>) -> Result<(), String> {
+    let args = *args;
     let config = provider_config(args.provider)?;
     let local = LocalMount {
         spc_file: args.spc,

@@ -399,7 +399,7 @@ impl Provider {
         let listing = self.list_versions(object, scope).await?;
         let mut versions = listing.value.clone();
         versions.retain(|v| v.enabled);
-        versions.sort_by(|a, b| b.created.cmp(&a.created));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.created));
         let start = match &object.version {
             None => 0,
             Some(wanted) => versions

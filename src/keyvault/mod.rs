@@ -95,16 +95,8 @@ pub enum KvError {
         vault: String,
         code: String,
     },
-    #[error("access denied by key vault {vault} (403 {code}): {message}: grant {identity} the \"{permission}\" permission on {kind}s (Azure RBAC role \"Key Vault {role} User\", or an access policy)")]
-    Forbidden {
-        vault: String,
-        code: String,
-        message: String,
-        identity: String,
-        permission: &'static str,
-        kind: &'static str,
-        role: &'static str,
-    },
+    #[error(transparent)]
+    Forbidden(Box<Forbidden>),
     #[error("key vault {vault} rejected the access token (401): {message}: check that tenantID is the tenant of the vault")]
     TokenRejected { vault: String, message: String },
     #[error("key vault {vault} is throttling requests (429) and retries within the mount deadline did not succeed: {message}")]
@@ -130,6 +122,19 @@ pub enum KvError {
     Identity(#[from] IdentityError),
     #[error("{0}")]
     Config(String),
+}
+
+/// Key Vault refused the identity: what it said and the permission to grant.
+#[derive(Debug, thiserror::Error)]
+#[error("access denied by key vault {vault} (403 {code}): {message}: grant {identity} the \"{permission}\" permission on {kind}s (Azure RBAC role \"Key Vault {role} User\", or an access policy)")]
+pub struct Forbidden {
+    pub vault: String,
+    pub code: String,
+    pub message: String,
+    pub identity: String,
+    pub permission: &'static str,
+    pub kind: &'static str,
+    pub role: &'static str,
 }
 
 /// The Key Vault client; one per process, shared by all mounts.
@@ -520,7 +525,7 @@ fn status_error(
             vault: vault_name,
             code,
         },
-        403 => KvError::Forbidden {
+        403 => KvError::Forbidden(Box::new(Forbidden {
             vault: vault_name,
             code: if code.is_empty() {
                 "Forbidden".into()
@@ -539,7 +544,7 @@ fn status_error(
                 ObjectType::Key => "Crypto",
                 ObjectType::Cert => "Certificate",
             },
-        },
+        })),
         429 => KvError::Throttled {
             vault: vault_name,
             message,

@@ -29,6 +29,16 @@ impl ProviderProcess {
     pub async fn start(binary: &Path, args: &[String]) -> std::io::Result<ProviderProcess> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("azure.sock");
+        ProviderProcess::start_at(binary, dir, socket, args).await
+    }
+
+    /// Like [`ProviderProcess::start`], with the socket at `socket` (logs go into `dir`).
+    pub async fn start_at(
+        binary: &Path,
+        dir: tempfile::TempDir,
+        socket: PathBuf,
+        args: &[String],
+    ) -> std::io::Result<ProviderProcess> {
         let log = dir.path().join("provider.log");
         let log_file = std::fs::File::create(&log)?;
         let child = tokio::process::Command::new(binary)

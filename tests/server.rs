@@ -1,0 +1,188 @@
+//! The provider as a process: Version, gRPC health, /healthz through the socket, /metrics,
+//! graceful shutdown with in-flight mounts, socket permissions and stale-socket replacement.
+
+mod common;
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::time::Duration;
+
+use akv_csi_provider::proto::v1alpha1::VersionRequest;
+use common::*;
+use testkit::provider::ProviderProcess;
+
+#[tokio::test]
+async fn version_health_and_healthz() {
+    let env = Env::start().await;
+    let v = env
+        .client
+        .clone()
+        .version(VersionRequest {
+            version: "v1alpha1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v.version, "v1alpha1");
+    assert_eq!(v.runtime_name, "akv-csi-provider");
+    assert!(!v.runtime_version.is_empty());
+
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(env.provider.channel().await.unwrap());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        status.into_inner().status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    assert_eq!(
+        env.provider.healthz().await.unwrap(),
+        (200, "ok".to_string())
+    );
+
+    let meta = std::fs::metadata(env.provider.socket()).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(
+        meta.permissions().mode() & 0o077,
+        0,
+        "socket is private to its owner"
+    );
+}
+
+#[tokio::test]
+async fn metrics_have_upstream_names_and_low_cardinality_labels() {
+    let env = Env::start().await;
+    let objs = objects(&[
+        "objectName: api-key\nobjectType: secret",
+        "objectName: missing\nobjectType: secret",
+    ]);
+    let _ = env
+        .mount(
+            Request::new(env.params(&objs))
+                .service_principal(SP_CLIENT, SP_SECRET)
+                .build(),
+        )
+        .await;
+    let text = env.provider.metrics().await.unwrap();
+    for needle in [
+        "keyvault_request_bucket{le=\"0.1\"",
+        "grpc_request_bucket{le=\"30.0\"",
+        "grpc_method=\"/v1alpha1.CSIDriverProvider/Mount\"",
+        "error_class=\"object_error\"",
+        "status_code=\"404\"",
+        "status_code=\"401\"",
+        "token_requests_total{mode=\"service_principal\",outcome=\"ok\"} 1",
+        "cache_lookups_total{cache=\"token\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    for forbidden in ["api-key", "missing", "object_name", "not found"] {
+        assert!(
+            !text.contains(forbidden),
+            "metrics must not carry {forbidden:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_mounts_finish() {
+    let mut env = Env::start().await;
+    env.azure
+        .keyvault
+        .faults
+        .set_latency(Duration::from_millis(700));
+    let req = Request::new(env.params(&objects(&["objectName: api-key\nobjectType: secret"])))
+        .service_principal(SP_CLIENT, SP_SECRET);
+    let mut client = env.client.clone();
+    let in_flight = tokio::spawn(async move { client.mount(req.build()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.provider.terminate();
+    let resp = in_flight.await.unwrap().expect("in-flight mount completes");
+    assert_eq!(resp.into_inner().files.len(), 1);
+    let status = tokio::time::timeout(Duration::from_secs(10), env.provider.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!env.provider.socket().exists(), "socket removed on exit");
+    assert!(env.provider.logs().contains("shutting down"));
+}
+
+#[tokio::test]
+async fn stale_socket_is_replaced_but_other_files_are_not() {
+    let binary = env!("CARGO_BIN_EXE_akv-csi-provider");
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("azure.sock");
+    // A socket left behind by a crashed provider.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let process = ProviderProcess::start_at(binary.as_ref(), dir, socket.clone(), &[])
+        .await
+        .expect("starts over a stale socket");
+    let mut client =
+        akv_csi_provider::proto::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient::new(
+            process.channel().await.unwrap(),
+        );
+    client
+        .version(VersionRequest::default())
+        .await
+        .expect("answers on the replaced socket");
+    drop(process);
+
+    // Anything that is not a socket is left alone and reported.
+    let other = tempfile::tempdir().unwrap();
+    let file = other.path().join("azure.sock");
+    std::fs::write(&file, "keep me").unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(binary)
+            .args([
+                &format!("--endpoint=unix://{}", file.display()),
+                "--healthz-port=0",
+                "--prometheus-port=0",
+            ])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("exits promptly")
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a socket"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+#[tokio::test]
+async fn version_flag_and_bad_flags() {
+    let binary = env!("CARGO_BIN_EXE_akv-csi-provider");
+    let out = std::process::Command::new(binary)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    let out = std::process::Command::new(binary)
+        .args([
+            "--cloud-name=Mars",
+            "--healthz-port=0",
+            "--prometheus-port=0",
+            "--endpoint=unix:///nonexistent-dir/x.sock",
+        ])
+        .output()
+        .unwrap();
+    // Fails on the flag before binding anything.
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cloud-name"));
+    let out = std::process::Command::new(binary)
+        .args(["--metrics-backend=statsd", "--healthz-port=0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported metrics backend statsd"));
+}
