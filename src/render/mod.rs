@@ -2,7 +2,12 @@
 //! certificate-backed secrets (PFX → PEM with chain ordering, PEM passthrough, raw PFX), keys as
 //! PKIX public-key PEM, certificates as PEM, and the optional split `.crt`/`.key` files.
 
+mod jwk;
+mod pem;
+
 use base64::Engine;
+
+pub use jwk::JwkError;
 
 use crate::keyvault::{CertificateBundle, KeyBundle, SecretBundle};
 use crate::request::{ObjectEncoding, ObjectSpec};
@@ -68,6 +73,10 @@ pub enum RenderError {
         "secret value is not valid hex (objectEncoding: hex expects an even number of hex digits)"
     )]
     HexLength,
+    #[error(transparent)]
+    Jwk(#[from] JwkError),
+    #[error("certificate value is empty")]
+    EmptyCertificate,
 }
 
 /// Where and how one object (or one version of it) is written.
@@ -99,8 +108,18 @@ pub fn render(
                 decode(content, target.object.encoding)?,
             )])
         }
-        Fetched::Key(_) | Fetched::Cert(_) => {
-            unreachable!("keys and certificates are rendered by pki")
+        Fetched::Key(key) => Ok(vec![file(
+            target.path.clone(),
+            jwk::public_key_pem(&key.jwk)?.into_bytes(),
+        )]),
+        Fetched::Cert(cert) => {
+            if cert.cer.is_empty() {
+                return Err(RenderError::EmptyCertificate);
+            }
+            Ok(vec![file(
+                target.path.clone(),
+                pem::encode("CERTIFICATE", &cert.cer).into_bytes(),
+            )])
         }
     }
 }
