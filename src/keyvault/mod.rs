@@ -142,6 +142,9 @@ pub struct KeyVault {
     http: reqwest::Client,
     /// Scope from the last challenge of each vault host.
     scopes: Mutex<HashMap<String, String>>,
+    /// One unauthenticated discovery request per vault host at a time: concurrent first
+    /// requests wait for its challenge instead of each paying a 401 round trip.
+    discovery: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -166,6 +169,7 @@ impl KeyVault {
         KeyVault {
             http,
             scopes: Mutex::default(),
+            discovery: Mutex::default(),
             metrics,
         }
     }
@@ -364,7 +368,24 @@ impl KeyVault {
         max_body: usize,
     ) -> Result<Vec<u8>, KvError> {
         let host = vault.host().to_string();
-        let known_scope = self.scopes.lock().expect("scope lock").get(&host).cloned();
+        let scope_of = |host: &str| self.scopes.lock().expect("scope lock").get(host).cloned();
+        let mut known_scope = scope_of(&host);
+        // Held until this request's challenge names the scope (or it fails).
+        let mut discovering = None;
+        if known_scope.is_none() {
+            let lock = self
+                .discovery
+                .lock()
+                .expect("discovery lock")
+                .entry(host.clone())
+                .or_default()
+                .clone();
+            let guard = lock.lock_owned().await;
+            known_scope = scope_of(&host);
+            if known_scope.is_none() {
+                discovering = Some(guard);
+            }
+        }
         let mut token = match known_scope {
             Some(scope) => Some(auth.token(&scope).await?),
             None => None,
@@ -424,6 +445,7 @@ impl KeyVault {
                     .lock()
                     .expect("scope lock")
                     .insert(host.clone(), scope.clone());
+                discovering.take();
                 token = Some(auth.token(&scope).await?);
                 continue;
             }
