@@ -21,6 +21,9 @@ pub const WI_CLIENT: &str = "22222222-2222-2222-2222-222222222222";
 pub const NO_ACCESS_CLIENT: &str = "44444444-4444-4444-4444-444444444444";
 pub const NO_ACCESS_SECRET: &str = "no-access-secret-Pw3";
 pub const VAULT: &str = "kv-test";
+pub const VM_CLIENT: &str = "66666666-6666-6666-6666-666666666666";
+pub const UAMI_CLIENT: &str = "77777777-7777-7777-7777-777777777777";
+pub const POD_ID_CLIENT: &str = "88888888-8888-8888-8888-888888888888";
 pub const WI_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 /// Secret values of the standard seed (for assertions and leak checks).
@@ -43,6 +46,15 @@ tenants:
         secret: {NO_ACCESS_SECRET}
   - id: {OTHER_TENANT}
     clients: []
+imds:
+  tenant: {TENANT}
+  systemAssigned: {VM_CLIENT}
+  userAssigned: [{UAMI_CLIENT}]
+nmi:
+  - namespace: default
+    pod: app-7d9f8
+    clientId: {POD_ID_CLIENT}
+    tenant: {TENANT}
 vaults:
   - name: {VAULT}
     tenant: {TENANT}
@@ -55,6 +67,12 @@ vaults:
         secrets: [get, list]
         keys: [get, list]
         certificates: [get, list]
+      - clientId: {VM_CLIENT}
+        secrets: [get]
+      - clientId: {UAMI_CLIENT}
+        secrets: [get]
+      - clientId: {POD_ID_CLIENT}
+        secrets: [get]
     secrets:
       - name: db-password
         versions:

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::entra::{Entra, TokenRegistry};
 use crate::https::{self, Server};
 use crate::keyvault::KeyVault;
+use crate::node::{Node, NodeServers};
 use crate::seed::Seed;
 use crate::tls::TestCa;
 
@@ -44,8 +45,11 @@ pub struct FakeAzure {
     pub entra: Arc<Entra>,
     pub keyvault: Arc<KeyVault>,
     pub tokens: Arc<TokenRegistry>,
+    /// IMDS and NMI fakes (plain HTTP, as on a node).
+    pub node: Arc<Node>,
     entra_server: Server,
     keyvault_server: Server,
+    node_servers: NodeServers,
     dir: tempfile::TempDir,
 }
 
@@ -60,6 +64,8 @@ impl FakeAzure {
         }
         let tokens = Arc::new(TokenRegistry::default());
         let entra = Arc::new(Entra::new(seed.clone(), tokens.clone()));
+        let node = Node::new(seed.clone(), tokens.clone());
+        let node_servers = node.serve().await;
         let keyvault = Arc::new(KeyVault::new(seed, tokens.clone()));
         let entra_server = https::serve(entra.router(), ca.server_config(&login_names)).await;
         let keyvault_server = https::serve(keyvault.router(), ca.server_config(&vault_names)).await;
@@ -81,8 +87,10 @@ impl FakeAzure {
             entra,
             keyvault,
             tokens,
+            node,
             entra_server,
             keyvault_server,
+            node_servers,
             dir,
         }
     }
@@ -116,6 +124,8 @@ impl FakeAzure {
             args.push(format!("--resolve=*.{vault}={k}"));
         }
         args.push(format!("--extra-ca-file={}", self.ca_file().display()));
+        args.push(format!("--imds-endpoint=http://{}", self.node_servers.imds));
+        args.push(format!("--nmi-endpoint=http://{}", self.node_servers.nmi));
         args
     }
 }

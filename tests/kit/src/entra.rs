@@ -40,7 +40,7 @@ impl TokenRegistry {
         self.tokens.lock().unwrap().get(token).cloned()
     }
 
-    fn issue(&self, info: IssuedToken) -> String {
+    pub fn issue(&self, info: IssuedToken) -> String {
         let token = format!("fake-at-{}", hex::encode(random_bytes::<24>()));
         self.tokens.lock().unwrap().insert(token.clone(), info);
         token

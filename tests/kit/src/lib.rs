@@ -11,6 +11,7 @@ pub mod entra;
 pub mod fault;
 pub mod https;
 pub mod keyvault;
+pub mod node;
 pub mod provider;
 pub mod sa;
 pub mod seed;

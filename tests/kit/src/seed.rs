@@ -45,6 +45,32 @@ pub struct Seed {
     pub tenants: Vec<Tenant>,
     #[serde(default)]
     pub vaults: Vec<Vault>,
+    /// The node's managed identities, served by the IMDS fake.
+    #[serde(default)]
+    pub imds: Option<Imds>,
+    /// aad-pod-identity bindings, served by the NMI fake.
+    #[serde(default)]
+    pub nmi: Vec<NmiBinding>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Imds {
+    pub tenant: String,
+    /// Client id of the system-assigned identity, if the VM has one.
+    #[serde(default)]
+    pub system_assigned: Option<String>,
+    #[serde(default)]
+    pub user_assigned: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NmiBinding {
+    pub namespace: String,
+    pub pod: String,
+    pub client_id: String,
+    pub tenant: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
