@@ -2,15 +2,19 @@
 //! certificate-backed secrets (PFX → PEM with chain ordering, PEM passthrough, raw PFX), keys as
 //! PKIX public-key PEM, certificates as PEM, and the optional split `.crt`/`.key` files.
 
+mod chain;
 mod jwk;
 mod pem;
+mod pfx;
 
 use base64::Engine;
 
+pub use chain::ChainError;
 pub use jwk::JwkError;
+pub use pfx::PfxError;
 
 use crate::keyvault::{CertificateBundle, KeyBundle, SecretBundle};
-use crate::request::{ObjectEncoding, ObjectSpec};
+use crate::request::{ObjectEncoding, ObjectFormat, ObjectSpec};
 
 /// Flags that change how objects are written.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +79,12 @@ pub enum RenderError {
     HexLength,
     #[error(transparent)]
     Jwk(#[from] JwkError),
+    #[error(transparent)]
+    Pfx(#[from] PfxError),
+    #[error("failed to get certificate. unknown content type '{0}'")]
+    UnknownContentType(String),
+    #[error("certificate-backed secret has no content type: Key Vault should have set application/x-pkcs12 or application/x-pem-file")]
+    NoContentType,
     #[error("certificate value is empty")]
     EmptyCertificate,
 }
@@ -91,7 +101,7 @@ pub struct Target<'a> {
 pub fn render(
     target: &Target,
     fetched: &Fetched,
-    _options: RenderOptions,
+    options: RenderOptions,
 ) -> Result<Vec<RenderedFile>, RenderError> {
     let file = |path: String, contents: Vec<u8>| RenderedFile {
         path,
@@ -101,13 +111,10 @@ pub fn render(
         version: fetched.version().to_string(),
     };
     match fetched {
-        Fetched::Secret(secret) => {
-            let content = secret.value.expose().as_bytes();
-            Ok(vec![file(
-                target.path.clone(),
-                decode(content, target.object.encoding)?,
-            )])
-        }
+        Fetched::Secret(secret) => secret_files(target, secret, options)?
+            .into_iter()
+            .map(|(suffix, contents)| Ok(file(format!("{}{suffix}", target.path), contents)))
+            .collect(),
         Fetched::Key(key) => Ok(vec![file(
             target.path.clone(),
             jwk::public_key_pem(&key.jwk)?.into_bytes(),
@@ -122,6 +129,72 @@ pub fn render(
             )])
         }
     }
+}
+
+const PKCS12: &str = "application/x-pkcs12";
+const PEM_FILE: &str = "application/x-pem-file";
+
+/// A secret's files as (path suffix, contents): with `--write-cert-and-key-in-separate-files`,
+/// certificate-backed secrets get `.crt` and `.key` first, as upstream orders them.
+fn secret_files(
+    target: &Target,
+    secret: &SecretBundle,
+    options: RenderOptions,
+) -> Result<Vec<(&'static str, Vec<u8>)>, RenderError> {
+    let value = secret.value.expose();
+    let encoding = target.object.encoding;
+    if secret.kid.is_none() {
+        return Ok(vec![("", decode(value.as_bytes(), encoding)?)]);
+    }
+    // Certificate-backed (Key Vault created this secret for a certificate).
+    let (content, split) = match secret.content_type.as_deref() {
+        None => return Err(RenderError::NoContentType),
+        Some(PEM_FILE) => (
+            value.to_string(),
+            options.separate_cert_and_key.then(|| pfx::split_pem(value)),
+        ),
+        Some(PKCS12) if target.object.format == ObjectFormat::Pfx => {
+            // The raw PFX (base64 text; binary with objectEncoding base64). The split files are
+            // derived from it; upstream wrote them empty.
+            let split = match options.separate_cert_and_key {
+                true => {
+                    let decoded = pfx::decode(value, options.construct_pem_chain)?;
+                    Some((decoded.certs_pem(), decoded.keys_pem()))
+                }
+                false => None,
+            };
+            let main = decode(value.as_bytes(), encoding)?;
+            let mut files = Vec::new();
+            if let Some((crt, key)) = split {
+                files.push((".crt", crt.into_bytes()));
+                files.push((".key", key.into_bytes()));
+            }
+            files.push(("", main));
+            return Ok(files);
+        }
+        Some(PKCS12) => {
+            let decoded = pfx::decode(value, options.construct_pem_chain)?;
+            if decoded.order == chain::Order::Incomplete {
+                tracing::warn!(object = %target.object.name, "certificate chain is not complete due to missing intermediate/root certificates in the cert from key vault");
+            }
+            let split = options
+                .separate_cert_and_key
+                .then(|| (decoded.certs_pem(), decoded.keys_pem()));
+            (decoded.pem(), split)
+        }
+        Some(other) => {
+            return Err(RenderError::UnknownContentType(
+                other.chars().take(100).collect(),
+            ))
+        }
+    };
+    let mut files = Vec::new();
+    if let Some((crt, key)) = split {
+        files.push((".crt", decode(crt.as_bytes(), encoding)?));
+        files.push((".key", decode(key.as_bytes(), encoding)?));
+    }
+    files.push(("", decode(content.as_bytes(), encoding)?));
+    Ok(files)
 }
 
 /// Applies `objectEncoding` to a secret's (post-processing) content.

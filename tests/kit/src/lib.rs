@@ -12,6 +12,7 @@ pub mod fault;
 pub mod https;
 pub mod keyvault;
 pub mod node;
+pub mod pki;
 pub mod provider;
 pub mod sa;
 pub mod seed;

@@ -1,0 +1,94 @@
+//! Certificate chain ordering for PFX-backed secrets (`--construct-pem-chain`): leaf, then
+//! intermediates, then root, linking each certificate to its issuer by Authority and Subject Key
+//! Identifier exactly as the Go provider does, including its fallback to the original order when
+//! the chain is incomplete.
+
+use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+
+/// More certificates than any real chain; bounds the work on hostile input.
+pub const MAX_CERTIFICATES: usize = 64;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChainError {
+    #[error("failed to parse certificate {0} of the chain: {1}")]
+    Parse(usize, String),
+    #[error("no leaf found")]
+    NoLeaf,
+    #[error("constructing chain resulted in cycle")]
+    Cycle,
+    #[error(
+        "the certificate chain has {0} certificates; at most {MAX_CERTIFICATES} are supported"
+    )]
+    TooMany(usize),
+}
+
+/// Whether the certificates formed one complete chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Reordered leaf → root.
+    Complete,
+    /// Not one chain (missing key identifiers, extra or missing certificates): original order.
+    Incomplete,
+}
+
+fn key_ids(der: &[u8]) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    let (mut aki, mut ski) = (None, None);
+    for ext in cert.iter_extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                aki = a.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
+            _ => {}
+        }
+    }
+    Ok((aki, ski))
+}
+
+/// Orders DER certificates leaf → root, or returns them unchanged when they are not one chain.
+pub fn order(certs: Vec<Vec<u8>>) -> Result<(Vec<Vec<u8>>, Order), ChainError> {
+    let n = certs.len();
+    if n > MAX_CERTIFICATES {
+        return Err(ChainError::TooMany(n));
+    }
+    if n <= 1 {
+        return Ok((certs, Order::Complete));
+    }
+    let ids = certs
+        .iter()
+        .enumerate()
+        .map(|(i, der)| key_ids(der).map_err(|e| ChainError::Parse(i, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut parent = vec![None; n];
+    let mut is_parent = vec![false; n];
+    for i in 0..n {
+        let Some(aki) = &ids[i].0 else { continue };
+        // j != i: a self-signed root's AKI equals its own SKI and must not be its own parent.
+        if let Some(j) = (0..n).find(|&j| j != i && ids[j].1.as_ref() == Some(aki)) {
+            parent[i] = Some(j);
+            is_parent[j] = true;
+        }
+    }
+    let leaf = (0..n).find(|&i| !is_parent[i]).ok_or(ChainError::NoLeaf)?;
+    let mut chain = vec![leaf];
+    let mut current = leaf;
+    while let Some(next) = parent[current] {
+        if chain.len() >= n {
+            return Err(ChainError::Cycle);
+        }
+        chain.push(next);
+        current = next;
+    }
+    if chain.len() != n {
+        return Ok((certs, Order::Incomplete));
+    }
+    let mut slots: Vec<Option<Vec<u8>>> = certs.into_iter().map(Some).collect();
+    Ok((
+        chain
+            .into_iter()
+            .map(|i| slots[i].take().expect("each index once"))
+            .collect(),
+        Order::Complete,
+    ))
+}
