@@ -31,9 +31,16 @@ pub enum Order {
     Incomplete,
 }
 
-fn key_ids(der: &[u8]) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String> {
+/// A certificate's Authority and Subject Key Identifiers.
+#[derive(Default)]
+struct KeyIds {
+    authority: Option<Vec<u8>>,
+    subject: Option<Vec<u8>>,
+}
+
+fn key_ids(der: &[u8]) -> Result<KeyIds, String> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
-    let (mut aki, mut ski) = (None, None);
+    let mut ids = KeyIds::default();
     for ext in cert.iter_extensions() {
         match ext.parsed_extension() {
             ParsedExtension::AuthorityKeyIdentifier(a) => {
@@ -43,7 +50,7 @@ fn key_ids(der: &[u8]) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String> {
             _ => {}
         }
     }
-    Ok((aki, ski))
+    Ok(ids)
 }
 
 /// Orders DER certificates leaf → root, or returns them unchanged when they are not one chain.
@@ -63,9 +70,11 @@ pub fn order(certs: Vec<Vec<u8>>) -> Result<(Vec<Vec<u8>>, Order), ChainError> {
     let mut parent = vec![None; n];
     let mut is_parent = vec![false; n];
     for i in 0..n {
-        let Some(aki) = &ids[i].0 else { continue };
+        let Some(aki) = &ids[i].authority else {
+            continue;
+        };
         // j != i: a self-signed root's AKI equals its own SKI and must not be its own parent.
-        if let Some(j) = (0..n).find(|&j| j != i && ids[j].1.as_ref() == Some(aki)) {
+        if let Some(j) = (0..n).find(|&j| j != i && ids[j].subject.as_ref() == Some(aki)) {
             parent[i] = Some(j);
             is_parent[j] = true;
         }
