@@ -44,9 +44,9 @@ fn key_ids(der: &[u8]) -> Result<KeyIds, String> {
     for ext in cert.iter_extensions() {
         match ext.parsed_extension() {
             ParsedExtension::AuthorityKeyIdentifier(a) => {
-                aki = a.key_identifier.as_ref().map(|k| k.0.to_vec())
+                ids.authority = a.key_identifier.as_ref().map(|k| k.0.to_vec())
             }
-            ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
+            ParsedExtension::SubjectKeyIdentifier(k) => ids.subject = Some(k.0.to_vec()),
             _ => {}
         }
     }
