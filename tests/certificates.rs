@@ -296,7 +296,7 @@ async fn raw_pfx_pem_passthrough_split_files_cert_and_key_objects() {
     assert_eq!(labels(&f["pemcert.key"].1), ["PRIVATE KEY"]);
     assert_eq!(
         cert_blocks(&f["web.cer"].1),
-        [chain.leaf.der.clone()],
+        std::slice::from_ref(&chain.leaf.der),
         "cert: the leaf only"
     );
     assert_eq!(pem_blocks(&f["web.pub"].1)[0].0, "PUBLIC KEY");
