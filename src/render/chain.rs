@@ -101,3 +101,63 @@ pub fn order(certs: Vec<Vec<u8>>) -> Result<(Vec<Vec<u8>>, Order), ChainError> {
         Order::Complete,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyIdMethod, KeyPair};
+
+    /// A certificate with Subject Key Identifier `ski` and Authority Key Identifier `aki`.
+    fn cert(ski: &[u8], aki: &[u8]) -> Vec<u8> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_identifier_method = KeyIdMethod::PreSpecified(ski.to_vec());
+        params.use_authority_key_identifier_extension = true;
+        let mut issuer_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        issuer_params.key_identifier_method = KeyIdMethod::PreSpecified(aki.to_vec());
+        let issuer = Issuer::new(issuer_params, KeyPair::generate().unwrap());
+        params
+            .signed_by(&KeyPair::generate().unwrap(), &issuer)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    #[test]
+    fn orders_by_key_identifiers() {
+        let (root, inter, leaf) = (cert(b"r", b"r"), cert(b"i", b"r"), cert(b"l", b"i"));
+        let (ordered, outcome) = order(vec![root.clone(), leaf.clone(), inter.clone()]).unwrap();
+        assert_eq!(outcome, Order::Complete);
+        assert_eq!(ordered, vec![leaf.clone(), inter.clone(), root.clone()]);
+        let incomplete = order(vec![root.clone(), leaf.clone()]).unwrap();
+        assert_eq!(incomplete, (vec![root, leaf], Order::Incomplete));
+    }
+
+    #[test]
+    fn no_leaf_and_cycle_errors() {
+        let (a, b) = (cert(b"a", b"b"), cert(b"b", b"a"));
+        assert_eq!(
+            order(vec![a.clone(), b.clone()]).unwrap_err(),
+            ChainError::NoLeaf
+        );
+        assert_eq!(ChainError::NoLeaf.to_string(), "no leaf found");
+        let l = cert(b"l", b"a");
+        assert_eq!(order(vec![l, a, b]).unwrap_err(), ChainError::Cycle);
+        assert_eq!(
+            ChainError::Cycle.to_string(),
+            "constructing chain resulted in cycle"
+        );
+    }
+
+    #[test]
+    fn bounded_and_robust() {
+        assert!(matches!(
+            order(vec![vec![0x30, 0x00]; 2]),
+            Err(ChainError::Parse(0, _))
+        ));
+        assert_eq!(
+            order(vec![vec![]; MAX_CERTIFICATES + 1]).unwrap_err(),
+            ChainError::TooMany(MAX_CERTIFICATES + 1)
+        );
+    }
+}
