@@ -131,7 +131,14 @@ impl TokenProxy {
             // Force a fresh connection (and CA read) next time: the proxy may have moved.
             *self.connection.lock().await = None;
         }
-        result
+        result.map_err(|e| match e {
+            IdentityError::Entra { detail, .. } => fail(
+                req,
+                client_id,
+                format!("token proxy {}: {detail}", self.config.url),
+            ),
+            other => other,
+        })
     }
 
     /// The client for the current CA content, rebuilt when the file changes.

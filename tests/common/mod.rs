@@ -24,6 +24,8 @@ pub const VAULT: &str = "kv-test";
 pub const VM_CLIENT: &str = "66666666-6666-6666-6666-666666666666";
 pub const UAMI_CLIENT: &str = "77777777-7777-7777-7777-777777777777";
 pub const POD_ID_CLIENT: &str = "88888888-8888-8888-8888-888888888888";
+pub const IB_CLIENT: &str = "99999999-aaaa-4bbb-8ccc-dddddddddddd";
+pub const IB_AUDIENCE: &str = "api://AKSIdentityBinding";
 pub const WI_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 /// Secret values of the standard seed (for assertions and leak checks).
@@ -44,6 +46,10 @@ tenants:
           - subject: system:serviceaccount:default:app
       - clientId: {NO_ACCESS_CLIENT}
         secret: {NO_ACCESS_SECRET}
+      - clientId: {IB_CLIENT}
+        federated:
+          - subject: system:serviceaccount:default:app
+            audience: {IB_AUDIENCE}
   - id: {OTHER_TENANT}
     clients: []
 imds:
@@ -72,6 +78,8 @@ vaults:
       - clientId: {UAMI_CLIENT}
         secrets: [get]
       - clientId: {POD_ID_CLIENT}
+        secrets: [get]
+      - clientId: {IB_CLIENT}
         secrets: [get]
     secrets:
       - name: db-password
@@ -110,8 +118,14 @@ impl Env {
 
     pub async fn start_with(seed: &str, extra_args: &[&str]) -> Env {
         let azure = FakeAzure::start(Seed::from_yaml(seed).expect("seed")).await;
+        let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        Env::launch(azure, &extra).await
+    }
+
+    /// Starts the provider against already running fakes.
+    pub async fn launch(azure: FakeAzure, extra_args: &[String]) -> Env {
         let mut args = azure.provider_args();
-        args.extend(extra_args.iter().map(|s| s.to_string()));
+        args.extend(extra_args.iter().cloned());
         let provider =
             ProviderProcess::start(env!("CARGO_BIN_EXE_akv-csi-provider").as_ref(), &args)
                 .await

@@ -178,7 +178,8 @@ async fn token(
 }
 
 impl Entra {
-    fn answer(
+    /// The token endpoint's decision for one request (also used behind the token proxy).
+    pub fn answer(
         &self,
         tenant: &str,
         client_id: &str,
@@ -281,7 +282,8 @@ impl Entra {
     }
 }
 
-fn url_decode(body: &str) -> HashMap<String, String> {
+/// Decodes an `application/x-www-form-urlencoded` body.
+pub fn url_decode(body: &str) -> HashMap<String, String> {
     body.split('&')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=')?;

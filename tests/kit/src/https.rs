@@ -21,6 +21,10 @@ impl ConnectionKiller {
     }
 }
 
+/// Request extension: the TLS server name the client asked for (SNI).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sni(pub Option<String>);
+
 /// A running server; stops when dropped.
 pub struct Server {
     pub addr: SocketAddr,
@@ -54,9 +58,11 @@ pub async fn serve(router: axum::Router, tls: Arc<rustls::ServerConfig>) -> Serv
                 };
                 let killer = ConnectionKiller(Arc::new(Notify::new()));
                 let notified = killer.0.clone();
+                let sni = Sni(stream.get_ref().1.server_name().map(str::to_string));
                 let service =
                     hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                         req.extensions_mut().insert(killer.clone());
+                        req.extensions_mut().insert(sni.clone());
                         router.clone().oneshot(req.map(axum::body::Body::new))
                     });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

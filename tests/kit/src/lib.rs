@@ -14,6 +14,7 @@ pub mod keyvault;
 pub mod node;
 pub mod pki;
 pub mod provider;
+pub mod proxy;
 pub mod sa;
 pub mod seed;
 pub mod tls;
