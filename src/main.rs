@@ -128,8 +128,8 @@ struct ProviderArgs {
     /// Deadline of one mount, including retries (Go duration).
     #[arg(long, default_value = "60s", value_parser = go_duration)]
     mount_timeout: Duration,
-    /// Concurrent requests to one vault, across all mounts.
-    #[arg(long, default_value_t = 16)]
+    /// Concurrent requests to one vault, across all mounts (HTTP/2 multiplexes them).
+    #[arg(long, default_value_t = 64)]
     max_concurrent_requests_per_vault: usize,
     /// How long a fetched object serves later mounts presenting the same credential (Go
     /// duration; 0 disables). Pinned versions are kept 5 times longer.

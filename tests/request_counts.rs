@@ -1,0 +1,57 @@
+//! What a cluster costs Key Vault (the performance issue's P2 figures, as assertions): many pods
+//! sharing one credential cost about one GET per distinct object per cache window; distinct
+//! credentials never share.
+
+mod common;
+
+use common::*;
+
+fn ten_objects() -> String {
+    let names = ["db-password", "api-key", "b64", "hex"];
+    let items: Vec<String> = (0..10)
+        .map(|i| format!("objectName: {}\nobjectType: secret\nobjectAlias: f{i}", names[i % names.len()]))
+        .collect();
+    let items: Vec<&str> = items.iter().map(String::as_str).collect();
+    objects(&items)
+}
+
+#[tokio::test]
+async fn hundred_pods_sharing_one_identity() {
+    let env = Env::start().await;
+    let objs = ten_objects();
+    let mounts: Vec<_> = (0..100)
+        .map(|i| {
+            let mut req = Request::new(env.params(&objs)).service_principal(SP_CLIENT, SP_SECRET);
+            req.pod = format!("pod-{i}");
+            let mut client = env.client.clone();
+            tokio::spawn(async move { client.mount(req.build()).await })
+        })
+        .collect();
+    for m in mounts {
+        assert_eq!(m.await.unwrap().expect("mount").into_inner().files.len(), 10);
+    }
+    let gets = env.azure.keyvault.requests().iter().filter(|r| r.status == 200).count();
+    assert!(gets <= 10, "{gets} GETs for 100 pods x 10 objects (4 distinct)");
+    assert_eq!(gets, 4, "each distinct object fetched once");
+    assert_eq!(env.azure.entra.request_count(), 1);
+}
+
+#[tokio::test]
+async fn hundred_pods_with_their_own_identities_share_nothing() {
+    let env = Env::start().await;
+    let objs = ten_objects();
+    let mounts: Vec<_> = (0..100)
+        .map(|i| {
+            let mut req = Request::new(env.params(&objs)).workload_identity(WI_CLIENT, &env.sa_token(&format!("pod-{i}")));
+            req.pod = format!("pod-{i}");
+            let mut client = env.client.clone();
+            tokio::spawn(async move { client.mount(req.build()).await })
+        })
+        .collect();
+    for m in mounts {
+        m.await.unwrap().expect("mount");
+    }
+    assert_eq!(env.azure.entra.request_count(), 100, "one exchange per service-account token");
+    let gets = env.azure.keyvault.requests().iter().filter(|r| r.status == 200).count();
+    assert_eq!(gets, 400, "4 distinct objects per pod, nothing shared across credentials");
+}
