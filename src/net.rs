@@ -158,6 +158,8 @@ pub fn client(config: &NetConfig, tls: rustls::ClientConfig) -> Result<reqwest::
             rules: config.resolve.clone().into(),
         })
         .connect_timeout(config.connect_timeout)
+        // Small HTTP/2 frames must not wait for delayed ACKs (Nagle's algorithm).
+        .tcp_nodelay(true)
         .timeout(config.request_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(config.user_agent.clone())

@@ -9,7 +9,12 @@ use common::*;
 fn ten_objects() -> String {
     let names = ["db-password", "api-key", "b64", "hex"];
     let items: Vec<String> = (0..10)
-        .map(|i| format!("objectName: {}\nobjectType: secret\nobjectAlias: f{i}", names[i % names.len()]))
+        .map(|i| {
+            format!(
+                "objectName: {}\nobjectType: secret\nobjectAlias: f{i}",
+                names[i % names.len()]
+            )
+        })
         .collect();
     let items: Vec<&str> = items.iter().map(String::as_str).collect();
     objects(&items)
@@ -28,10 +33,22 @@ async fn hundred_pods_sharing_one_identity() {
         })
         .collect();
     for m in mounts {
-        assert_eq!(m.await.unwrap().expect("mount").into_inner().files.len(), 10);
+        assert_eq!(
+            m.await.unwrap().expect("mount").into_inner().files.len(),
+            10
+        );
     }
-    let gets = env.azure.keyvault.requests().iter().filter(|r| r.status == 200).count();
-    assert!(gets <= 10, "{gets} GETs for 100 pods x 10 objects (4 distinct)");
+    let gets = env
+        .azure
+        .keyvault
+        .requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .count();
+    assert!(
+        gets <= 10,
+        "{gets} GETs for 100 pods x 10 objects (4 distinct)"
+    );
     assert_eq!(gets, 4, "each distinct object fetched once");
     assert_eq!(env.azure.entra.request_count(), 1);
 }
@@ -42,7 +59,8 @@ async fn hundred_pods_with_their_own_identities_share_nothing() {
     let objs = ten_objects();
     let mounts: Vec<_> = (0..100)
         .map(|i| {
-            let mut req = Request::new(env.params(&objs)).workload_identity(WI_CLIENT, &env.sa_token(&format!("pod-{i}")));
+            let mut req = Request::new(env.params(&objs))
+                .workload_identity(WI_CLIENT, &env.sa_token(&format!("pod-{i}")));
             req.pod = format!("pod-{i}");
             let mut client = env.client.clone();
             tokio::spawn(async move { client.mount(req.build()).await })
@@ -51,7 +69,20 @@ async fn hundred_pods_with_their_own_identities_share_nothing() {
     for m in mounts {
         m.await.unwrap().expect("mount");
     }
-    assert_eq!(env.azure.entra.request_count(), 100, "one exchange per service-account token");
-    let gets = env.azure.keyvault.requests().iter().filter(|r| r.status == 200).count();
-    assert_eq!(gets, 400, "4 distinct objects per pod, nothing shared across credentials");
+    assert_eq!(
+        env.azure.entra.request_count(),
+        100,
+        "one exchange per service-account token"
+    );
+    let gets = env
+        .azure
+        .keyvault
+        .requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .count();
+    assert_eq!(
+        gets, 400,
+        "4 distinct objects per pod, nothing shared across credentials"
+    );
 }

@@ -421,6 +421,7 @@ impl KeyVault {
             };
             let status = resp.status().as_u16();
             self.observe(kind, permission, status, started);
+            tracing::trace!(vault = %vault.name, object = name, status, elapsed_ms = started.elapsed().as_millis() as u64, authenticated = token.is_some(), "key vault response");
             if status == 401 {
                 let header = resp
                     .headers()

@@ -50,6 +50,8 @@ pub async fn serve(router: axum::Router, tls: Arc<rustls::ServerConfig>) -> Serv
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
+            // Small HTTP/2 frames must not wait for delayed ACKs (Nagle), as on real front ends.
+            let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let router = router.clone();
             connections.spawn(async move {

@@ -6,6 +6,7 @@
 //! provider's public flags (`--resolve`, `--extra-ca-file`) and an AzureStackCloud env file.
 
 pub mod azure;
+pub mod bench;
 pub mod driver;
 pub mod entra;
 pub mod fault;

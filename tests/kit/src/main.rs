@@ -34,6 +34,12 @@ enum Command {
         #[arg(long)]
         seed: Option<PathBuf>,
     },
+    /// Measure the provider against the fakes (use a release build) and print the figures.
+    Bench {
+        /// The provider binary.
+        #[arg(long)]
+        provider: PathBuf,
+    },
     /// Start the fakes and the provider, mount once as the driver would, print the result.
     Demo {
         /// The provider binary.
@@ -50,6 +56,10 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve { seed } => serve(seed).await,
         Command::Demo { provider, out } => demo(provider, out).await,
+        Command::Bench { provider } => {
+            testkit::bench::run(&provider).await;
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

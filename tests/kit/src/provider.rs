@@ -32,12 +32,29 @@ impl ProviderProcess {
         ProviderProcess::start_at(binary, dir, socket, args).await
     }
 
+    /// Like [`ProviderProcess::start`] at the default log level (for measurements).
+    pub async fn start_quiet(binary: &Path, args: &[String]) -> std::io::Result<ProviderProcess> {
+        let dir = tempfile::tempdir()?;
+        let socket = dir.path().join("azure.sock");
+        ProviderProcess::spawn(binary, dir, socket, args, "-v=0").await
+    }
+
     /// Like [`ProviderProcess::start`], with the socket at `socket` (logs go into `dir`).
     pub async fn start_at(
         binary: &Path,
         dir: tempfile::TempDir,
         socket: PathBuf,
         args: &[String],
+    ) -> std::io::Result<ProviderProcess> {
+        ProviderProcess::spawn(binary, dir, socket, args, "-v=5").await
+    }
+
+    async fn spawn(
+        binary: &Path,
+        dir: tempfile::TempDir,
+        socket: PathBuf,
+        args: &[String],
+        verbosity: &str,
     ) -> std::io::Result<ProviderProcess> {
         let log = dir.path().join("provider.log");
         let log_file = std::fs::File::create(&log)?;
@@ -46,7 +63,7 @@ impl ProviderProcess {
             .args([
                 "--healthz-port=0",
                 "--prometheus-port=0",
-                "-v=5",
+                verbosity,
                 "--log-format-json",
             ])
             .args(args)
@@ -91,6 +108,11 @@ impl ProviderProcess {
             "provider did not start listening: {}",
             self.logs()
         )))
+    }
+
+    /// Process id, for resource measurements.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     pub fn socket(&self) -> &Path {
