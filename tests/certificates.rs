@@ -413,3 +413,52 @@ async fn tls_secrets_from_pfx_and_pem_backed_certificates() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_imported_certificate_serves_cert_secret_and_key_like_key_vault() {
+    for algorithm in [Algorithm::EcP256, Algorithm::Rsa2048] {
+        let chain = Chain::new(algorithm, true);
+        let pfx = chain.pfx(&[&chain.root, &chain.intermediate, &chain.leaf]);
+        let certificates = format!(
+            "      - name: imported\n        versions:\n          - cer: {}\n            pfx: {}\n",
+            chain.leaf.base64(),
+            b64(&pfx)
+        );
+        let env = Env::start_with(&seed("", &certificates, ""), &[]).await;
+        let objs = objects(&[
+            "objectName: imported\nobjectType: cert\nobjectAlias: tls.crt",
+            "objectName: imported\nobjectType: secret\nobjectAlias: tls.pem",
+            "objectName: imported\nobjectType: key\nobjectAlias: tls.pub",
+        ]);
+        let resp = env
+            .mount(
+                Request::new(env.params(&objs))
+                    .service_principal(SP_CLIENT, SP_SECRET)
+                    .build(),
+            )
+            .await
+            .expect("mount");
+        let f = files(&resp);
+        assert_eq!(
+            cert_blocks(&f["tls.crt"].1),
+            std::slice::from_ref(&chain.leaf.der)
+        );
+        assert_eq!(
+            labels(&f["tls.pem"].1),
+            ["PRIVATE KEY", "CERTIFICATE", "CERTIFICATE", "CERTIFICATE"]
+        );
+        assert_eq!(cert_blocks(&f["tls.pem"].1)[0], chain.leaf.der);
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, cert) = X509Certificate::from_der(&chain.leaf.der).unwrap();
+        assert_eq!(
+            f["tls.pub"].1,
+            pki::pem("PUBLIC KEY", cert.public_key().raw).into_bytes(),
+            "{algorithm:?}: key equals the certificate's SPKI"
+        );
+        // One Key Vault version id across the three views.
+        assert!(resp
+            .object_version
+            .windows(2)
+            .all(|w| w[0].version == w[1].version));
+    }
+}

@@ -92,3 +92,48 @@ async fn a_wrong_sni_fails_certificate_verification() {
         "no request reached the proxy"
     );
 }
+
+#[tokio::test]
+async fn the_cluster_ca_file_is_re_read_when_it_changes() {
+    let azure = FakeAzure::start(Seed::from_yaml(&standard_seed()).unwrap()).await;
+    let proxy = TokenProxy::start(&sni_for_cluster("rotating-ca"), azure.entra.clone()).await;
+    let env = Env::launch(azure, &proxy.provider_args()).await;
+    // Each mount presents a new service-account token, so each needs a new exchange.
+    let mount = |pod: &'static str| {
+        let mut req =
+            Request::new(env.params(&objects(&["objectName: api-key\nobjectType: secret"])))
+                .param("useAzureTokenProxy", "true")
+                .param("clientID", IB_CLIENT);
+        req.tokens.insert(
+            IB_AUDIENCE.into(),
+            env.azure.entra.issuer.token(
+                "default",
+                "app",
+                pod,
+                IB_AUDIENCE,
+                Duration::from_secs(600),
+            ),
+        );
+        env.mount(req.build())
+    };
+    mount("p1").await.expect("trusted CA");
+    let original = std::fs::read(&proxy.ca_file).unwrap();
+    std::fs::write(
+        &proxy.ca_file,
+        testkit::tls::TestCa::new("another CA").pem(),
+    )
+    .unwrap();
+    let err = mount("p2").await.unwrap_err();
+    assert!(
+        err.message().contains("invalid peer certificate"),
+        "the new CA content is used: {}",
+        err.message()
+    );
+    std::fs::write(&proxy.ca_file, "").unwrap();
+    let err = mount("p3").await.unwrap_err();
+    assert!(err.message().contains("is empty"), "{}", err.message());
+    std::fs::write(&proxy.ca_file, original).unwrap();
+    mount("p4")
+        .await
+        .expect("trusted again after the file changes back");
+}

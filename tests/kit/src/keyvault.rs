@@ -158,6 +158,44 @@ impl KeyVault {
         };
         let attrs = |enabled: bool, created: i64| json!({"enabled": enabled, "created": created, "updated": created, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90});
         Some(match kind {
+            Kind::Secret
+                if !vault
+                    .secrets
+                    .iter()
+                    .any(|o| o.name.eq_ignore_ascii_case(name)) =>
+            {
+                // A certificate's backing secret, as Key Vault creates it on import.
+                let o = vault
+                    .certificates
+                    .iter()
+                    .find(|o| o.name.eq_ignore_ascii_case(name))?;
+                o.versions.iter().enumerate().map(|(i, c)| {
+                    let (v, enabled, created) = meta_of(i, &c.meta);
+                    let id = format!("{base}/secrets/{}/{v}", o.name);
+                    let (value, content_type) = match (&c.pfx, &c.pem) {
+                        (Some(pfx), _) => (pfx.clone(), "application/x-pkcs12"),
+                        (None, Some(pem)) => (pem.clone(), "application/x-pem-file"),
+                        (None, None) => (c.cer.clone(), "application/pkix-cert"),
+                    };
+                    let body = json!({"value": value, "id": id, "contentType": content_type, "kid": format!("{base}/keys/{}/{v}", o.name), "managed": true, "attributes": attrs(enabled, created), "tags": {}});
+                    Version { id, enabled, body }
+                }).collect()
+            }
+            Kind::Key if !vault.keys.iter().any(|o| o.name.eq_ignore_ascii_case(name)) => {
+                // A certificate's key: its public part, from the certificate.
+                let o = vault
+                    .certificates
+                    .iter()
+                    .find(|o| o.name.eq_ignore_ascii_case(name))?;
+                o.versions.iter().enumerate().map(|(i, c)| {
+                    let (v, enabled, created) = meta_of(i, &c.meta);
+                    let id = format!("{base}/keys/{}/{v}", o.name);
+                    let der = base64::engine::general_purpose::STANDARD.decode(&c.cer).unwrap_or_default();
+                    let mut jwk = jwk_of_certificate(&der);
+                    jwk.insert("kid".into(), json!(id));
+                    Version { id, enabled, body: json!({"key": jwk, "attributes": attrs(enabled, created), "managed": true}) }
+                }).collect()
+            }
             Kind::Secret => {
                 let o = vault
                     .secrets
@@ -218,6 +256,46 @@ impl KeyVault {
             }
         })
     }
+}
+
+/// The JWK of a certificate's public key (RSA or EC on P-256/384/521).
+fn jwk_of_certificate(der: &[u8]) -> serde_json::Map<String, Value> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    use x509_parser::public_key::PublicKey;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let mut jwk = serde_json::Map::new();
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return jwk;
+    };
+    let spki = cert.public_key();
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => {
+            jwk.insert("kty".into(), json!("RSA"));
+            let trim = |b: &[u8]| {
+                b.iter()
+                    .skip_while(|x| **x == 0)
+                    .copied()
+                    .collect::<Vec<u8>>()
+            };
+            jwk.insert("n".into(), json!(b64(&trim(rsa.modulus))));
+            jwk.insert("e".into(), json!(b64(&trim(rsa.exponent))));
+        }
+        Ok(PublicKey::EC(point)) => {
+            let data = point.data();
+            let size = (data.len() - 1) / 2;
+            let curve = match size {
+                32 => "P-256",
+                48 => "P-384",
+                _ => "P-521",
+            };
+            jwk.insert("kty".into(), json!("EC"));
+            jwk.insert("crv".into(), json!(curve));
+            jwk.insert("x".into(), json!(b64(&data[1..1 + size])));
+            jwk.insert("y".into(), json!(b64(&data[1 + size..])));
+        }
+        _ => {}
+    }
+    jwk
 }
 
 fn kv_error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) -> Response {

@@ -172,6 +172,13 @@ pub struct KeyVersion {
 pub struct CertificateVersion {
     /// Base64 (standard) DER of the certificate.
     pub cer: String,
+    /// The imported PKCS#12 (base64): Key Vault then serves it as the backing secret
+    /// (`application/x-pkcs12`, with `kid`) and the certificate's public key as the key.
+    #[serde(default)]
+    pub pfx: Option<String>,
+    /// The imported PEM (key and certificates), for `application/x-pem-file` certificates.
+    #[serde(default)]
+    pub pem: Option<String>,
     #[serde(flatten)]
     pub meta: Meta,
 }

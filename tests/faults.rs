@@ -1,0 +1,155 @@
+//! Faults on the way to Key Vault and Entra ID: throttling with each Retry-After flavour, server
+//! errors and dropped connections are retried within the mount deadline; a mount that cannot
+//! finish in time fails with a message saying so, never a hang and never partial files.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use testkit::fault::{Fault, RetryAfter};
+
+fn two_secrets(env: &Env) -> Request {
+    let objs = objects(&[
+        "objectName: api-key\nobjectType: secret",
+        "objectName: db-password\nobjectType: secret",
+    ]);
+    Request::new(env.params(&objs)).service_principal(SP_CLIENT, SP_SECRET)
+}
+
+#[tokio::test]
+async fn throttling_server_errors_and_resets_are_retried() {
+    // Every mount must reach Key Vault.
+    let env = Env::start_with(&standard_seed(), &["--object-cache-ttl=0"]).await;
+    let faults = [
+        Fault::throttle(RetryAfter::Seconds(1)),
+        Fault::throttle(RetryAfter::Millis(50)),
+        Fault::throttle(RetryAfter::MsMillis(50)),
+        Fault::throttle(RetryAfter::None),
+        Fault::status(500),
+        Fault::status(503),
+        Fault::Reset,
+    ];
+    for fault in faults {
+        env.azure
+            .keyvault
+            .faults
+            .inject(Some("secret_get"), 1, fault.clone());
+        let started = Instant::now();
+        let resp = env
+            .mount(two_secrets(&env).build())
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {}", e.message()));
+        assert_eq!(resp.files.len(), 2, "{fault:?}");
+        if fault == Fault::throttle(RetryAfter::Seconds(1)) {
+            assert!(
+                started.elapsed() >= Duration::from_millis(900),
+                "Retry-After honoured"
+            );
+        }
+    }
+    let metrics = env.provider.metrics().await.unwrap();
+    assert!(
+        metrics.contains("keyvault_throttled_total{object_type=\"secret\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("keyvault_retries_total{object_type=\"secret\"} 7"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn persistent_throttling_fails_with_the_cause_and_no_partial_files() {
+    let env = Env::start_with(&standard_seed(), &["--object-cache-ttl=0"]).await;
+    // Warm the scope and token so only the object GETs are throttled.
+    env.mount(two_secrets(&env).build()).await.unwrap();
+    env.azure.keyvault.faults.inject(
+        Some("secret_get"),
+        1000,
+        Fault::throttle(RetryAfter::Millis(10)),
+    );
+    let err = env
+        .mount(
+            Request::new(env.params(&objects(&["objectName: b64\nobjectType: secret"])))
+                .service_principal(SP_CLIENT, SP_SECRET)
+                .build(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.message()
+            .contains("failed to get objectType:secret, objectName:b64"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message().contains("is throttling requests (429)"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_fails_fast() {
+    let env = Env::start_with(&standard_seed(), &["--mount-timeout=5s"]).await;
+    env.azure.keyvault.faults.inject(
+        Some("secret_get"),
+        10,
+        Fault::throttle(RetryAfter::Seconds(30)),
+    );
+    let started = Instant::now();
+    let err = env.mount(two_secrets(&env).build()).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "did not sleep into the deadline: {:?}",
+        started.elapsed()
+    );
+    assert!(err.message().contains("throttling"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn a_slow_vault_hits_the_mount_deadline_not_the_kubelet_timeout() {
+    let env = Env::start_with(&standard_seed(), &["--mount-timeout=2s"]).await;
+    env.azure
+        .keyvault
+        .faults
+        .set_latency(Duration::from_secs(10));
+    let started = Instant::now();
+    let err = env.mount(two_secrets(&env).build()).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    assert!(
+        err.message()
+            .contains("did not finish within 2s (--mount-timeout)"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+async fn broken_json_from_key_vault_is_an_error_naming_the_object() {
+    let env = Env::start_with(&standard_seed(), &["--object-cache-ttl=0"]).await;
+    env.mount(two_secrets(&env).build()).await.unwrap();
+    env.azure
+        .keyvault
+        .faults
+        .inject(Some("secret_get"), 1, Fault::InvalidJson);
+    let err = env
+        .mount(
+            Request::new(env.params(&objects(&["objectName: hex\nobjectType: secret"])))
+                .service_principal(SP_CLIENT, SP_SECRET)
+                .build(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("objectName:hex")
+            && err.message().contains("sent an unusable response"),
+        "{}",
+        err.message()
+    );
+}
