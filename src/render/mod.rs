@@ -2,10 +2,10 @@
 //! certificate-backed secrets (PFX → PEM with chain ordering, PEM passthrough, raw PFX), keys as
 //! PKIX public-key PEM, certificates as PEM, and the optional split `.crt`/`.key` files.
 
-mod chain;
-mod jwk;
+pub mod chain;
+pub mod jwk;
 mod pem;
-mod pfx;
+pub mod pfx;
 
 use base64::Engine;
 
