@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::token::TokenResponse;
 use super::{AccessToken, IdentityError, TokenRequest};
 use crate::cache::CacheKey;
 use crate::net;
@@ -21,12 +22,6 @@ pub enum Grant<'a> {
 
 /// Token responses are small; anything larger is not Entra ID.
 const MAX_BODY: usize = 64 * 1024;
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: Option<String>,
-    expires_in: Option<serde_json::Value>,
-}
 
 #[derive(Deserialize, Default)]
 struct ErrorResponse {
@@ -139,14 +134,11 @@ pub async fn exchange(
                     "{url} answered {status} with a body that is not a token response"
                 ))
             })?;
-            let token = parsed
-                .access_token
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| fail(format!("{url} answered without an access_token")))?;
-            let lifetime = expires_in(parsed.expires_in.as_ref())
-                .ok_or_else(|| fail(format!("{url} answered without a valid expires_in")))?;
+            let (token, lifetime) = parsed
+                .into_parts()
+                .map_err(|what| fail(format!("{url} {what}")))?;
             return Ok(AccessToken {
-                token: Secret::new(token),
+                token,
                 expires_at: sent + lifetime,
                 obtained_at: sent,
                 key,
@@ -158,16 +150,6 @@ pub async fn exchange(
         let error: ErrorResponse = serde_json::from_slice(&bytes).unwrap_or_default();
         return Err(fail(describe(status.as_u16(), &error)));
     }
-}
-
-/// `expires_in` is a number in v2 responses and a string in some older ones.
-fn expires_in(value: Option<&serde_json::Value>) -> Option<Duration> {
-    let secs = match value? {
-        serde_json::Value::Number(n) => n.as_u64()?,
-        serde_json::Value::String(s) => s.parse().ok()?,
-        _ => return None,
-    };
-    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 /// Entra's own error, shortened to its first sentence group (the rest is trace ids), plus what
@@ -243,19 +225,5 @@ mod tests {
             error_codes: vec![],
         };
         assert!(describe(400, &e).contains("subject system:serviceaccount:"));
-    }
-
-    #[test]
-    fn expires_in_forms() {
-        assert_eq!(
-            expires_in(Some(&serde_json::json!(3599))),
-            Some(Duration::from_secs(3599))
-        );
-        assert_eq!(
-            expires_in(Some(&serde_json::json!("60"))),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(expires_in(Some(&serde_json::json!(0))), None);
-        assert_eq!(expires_in(None), None);
     }
 }

@@ -8,19 +8,13 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
+use super::token::TokenResponse;
 use super::{AccessToken, IdentityError};
 use crate::cache::CacheKey;
 use crate::net;
 use crate::retry::{self, Backoff, Deadline};
-use crate::secret::Secret;
 
 const MAX_BODY: usize = 64 * 1024;
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: Option<String>,
-    expires_in: Option<serde_json::Value>,
-}
 
 #[derive(Deserialize, Default)]
 struct ErrorResponse {
@@ -85,20 +79,12 @@ pub async fn token(
                     "IMDS answered {status} with a body that is not a token response"
                 ))
             })?;
-            let token = parsed
-                .access_token
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| fail("IMDS answered without an access_token".into()))?;
-            let secs = match parsed.expires_in {
-                Some(serde_json::Value::String(s)) => s.parse::<u64>().ok(),
-                Some(serde_json::Value::Number(n)) => n.as_u64(),
-                _ => None,
-            }
-            .filter(|s| *s > 0)
-            .ok_or_else(|| fail("IMDS answered without a valid expires_in".into()))?;
+            let (token, lifetime) = parsed
+                .into_parts()
+                .map_err(|what| fail(format!("IMDS {what}")))?;
             return Ok(AccessToken {
-                token: Secret::new(token),
-                expires_at: sent + Duration::from_secs(secs),
+                token,
+                expires_at: sent + lifetime,
                 obtained_at: sent,
                 key,
             });

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::cache::{CacheKey, Expiring};
@@ -31,10 +32,56 @@ impl Expiring for AccessToken {
     }
 }
 
+/// The OAuth token response of Entra ID and IMDS (`expires_in` is a number in Entra's v2
+/// answers and a string in IMDS's).
+#[derive(Deserialize)]
+pub(super) struct TokenResponse {
+    access_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+}
+
+impl TokenResponse {
+    /// The token and its lifetime, or what is missing.
+    pub(super) fn into_parts(self) -> Result<(Secret, Duration), &'static str> {
+        let token = self
+            .access_token
+            .filter(|t| !t.is_empty())
+            .ok_or("answered without an access_token")?;
+        let secs = match self.expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.parse().ok(),
+            _ => None,
+        }
+        .filter(|s| *s > 0)
+        .ok_or("answered without a valid expires_in")?;
+        Ok((Secret::new(token), Duration::from_secs(secs)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cache::KeyBuilder;
+
+    #[test]
+    fn token_response_forms() {
+        let parse = |v: serde_json::Value| {
+            serde_json::from_value::<TokenResponse>(v)
+                .unwrap()
+                .into_parts()
+                .map(|(_, d)| d)
+        };
+        assert_eq!(
+            parse(serde_json::json!({"access_token": "t", "expires_in": 3599})),
+            Ok(Duration::from_secs(3599))
+        );
+        assert_eq!(
+            parse(serde_json::json!({"access_token": "t", "expires_in": "60"})),
+            Ok(Duration::from_secs(60))
+        );
+        assert!(parse(serde_json::json!({"access_token": "t", "expires_in": 0})).is_err());
+        assert!(parse(serde_json::json!({"expires_in": 10})).is_err());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn refresh_margin() {

@@ -224,20 +224,16 @@ impl KeyVault {
         auth: &impl Authenticator,
         deadline: Deadline,
     ) -> Result<SecretBundle, KvError> {
-        let url = object_url(vault, ObjectType::Secret, name, version);
-        let body = self
-            .get_body(
-                vault,
-                url,
-                ObjectType::Secret,
-                name,
-                "get",
-                auth,
-                deadline,
-                MAX_OBJECT_BODY,
-            )
-            .await?;
-        models::parse_secret(&body).map_err(|e| bad_response(vault, ObjectType::Secret, name, e))
+        self.get_object(
+            vault,
+            ObjectType::Secret,
+            name,
+            version,
+            auth,
+            deadline,
+            models::parse_secret,
+        )
+        .await
     }
 
     /// GET a key's public JWK.
@@ -249,20 +245,16 @@ impl KeyVault {
         auth: &impl Authenticator,
         deadline: Deadline,
     ) -> Result<KeyBundle, KvError> {
-        let url = object_url(vault, ObjectType::Key, name, version);
-        let body = self
-            .get_body(
-                vault,
-                url,
-                ObjectType::Key,
-                name,
-                "get",
-                auth,
-                deadline,
-                MAX_OBJECT_BODY,
-            )
-            .await?;
-        models::parse_key(&body).map_err(|e| bad_response(vault, ObjectType::Key, name, e))
+        self.get_object(
+            vault,
+            ObjectType::Key,
+            name,
+            version,
+            auth,
+            deadline,
+            models::parse_key,
+        )
+        .await
     }
 
     /// GET a certificate's DER.
@@ -274,12 +266,36 @@ impl KeyVault {
         auth: &impl Authenticator,
         deadline: Deadline,
     ) -> Result<CertificateBundle, KvError> {
-        let url = object_url(vault, ObjectType::Cert, name, version);
+        self.get_object(
+            vault,
+            ObjectType::Cert,
+            name,
+            version,
+            auth,
+            deadline,
+            models::parse_certificate,
+        )
+        .await
+    }
+
+    /// GET one object version and read its bundle with `parse`.
+    #[allow(clippy::too_many_arguments)]
+    async fn get_object<T>(
+        &self,
+        vault: &Vault,
+        kind: ObjectType,
+        name: &str,
+        version: Option<&str>,
+        auth: &impl Authenticator,
+        deadline: Deadline,
+        parse: fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, KvError> {
+        let url = object_url(vault, kind, name, version);
         let body = self
             .get_body(
                 vault,
                 url,
-                ObjectType::Cert,
+                kind,
                 name,
                 "get",
                 auth,
@@ -287,7 +303,7 @@ impl KeyVault {
                 MAX_OBJECT_BODY,
             )
             .await?;
-        models::parse_certificate(&body).map_err(|e| bad_response(vault, ObjectType::Cert, name, e))
+        parse(&body).map_err(|e| bad_response(vault, kind, name, e))
     }
 
     /// Lists every version of an object, following `nextLink` pages on the same vault.
