@@ -148,3 +148,29 @@ async fn mount_dry_run_and_real_mount() {
         DB_PASSWORD.as_bytes()
     );
 }
+
+#[test]
+fn every_example_lints_clean() {
+    let examples = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect::<Vec<_>>();
+    assert!(examples.len() >= 10, "examples found: {examples:?}");
+    let out = Command::new(BIN)
+        .arg("lint")
+        .args(&examples)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains(": error:"), "{stdout}");
+    let checked = stdout
+        .lines()
+        .filter(|l| l.contains("SecretProviderClass"))
+        .count();
+    assert!(
+        checked >= examples.len(),
+        "every file holds a SecretProviderClass: {stdout}"
+    );
+}
