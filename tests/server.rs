@@ -89,6 +89,62 @@ async fn metrics_have_upstream_names_and_low_cardinality_labels() {
 }
 
 #[tokio::test]
+async fn one_structured_log_line_per_mount() {
+    let env = Env::start().await;
+    let objs = objects(&[
+        "objectName: api-key\nobjectType: secret",
+        "objectName: db-password\nobjectType: secret",
+    ]);
+    env.mount(
+        Request::new(env.params(&objs))
+            .service_principal(SP_CLIENT, SP_SECRET)
+            .build(),
+    )
+    .await
+    .unwrap();
+    let _ = env
+        .mount(Request::new(env.params(&objs)).build())
+        .await
+        .unwrap_err();
+    let lines: Vec<serde_json::Value> = env
+        .provider
+        .logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["message"] == "mount" || v["message"] == "mount failed")
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let ok = &lines[0];
+    assert_eq!(
+        (
+            ok["pod"].as_str(),
+            ok["namespace"].as_str(),
+            ok["spc"].as_str()
+        ),
+        (Some("app-7d9f8"), Some("default"), Some("test-spc"))
+    );
+    assert_eq!(
+        (
+            ok["objects"].as_u64(),
+            ok["files"].as_u64(),
+            ok["outcome"].as_str()
+        ),
+        (Some(2), Some(2), Some("ok"))
+    );
+    assert!(ok["duration_ms"].is_u64() && ok["identity"] == "service_principal");
+    let failed = &lines[1];
+    assert_eq!(failed["outcome"], "invalid_request");
+    assert_eq!(
+        (failed["pod"].as_str(), failed["namespace"].as_str()),
+        (Some("app-7d9f8"), Some("default"))
+    );
+    assert!(failed["error"]
+        .as_str()
+        .unwrap()
+        .contains("nodePublishSecretRef secret is not set"));
+}
+
+#[tokio::test]
 async fn sigterm_lets_in_flight_mounts_finish() {
     let mut env = Env::start().await;
     env.azure

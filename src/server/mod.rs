@@ -20,6 +20,7 @@ use crate::proto::v1alpha1::{
     File, MountRequest, MountResponse, ObjectVersion, VersionRequest, VersionResponse,
 };
 use crate::provider::Provider;
+use crate::request::keys;
 pub use healthz::HealthzConfig;
 
 /// Name reported by the Version RPC.
@@ -218,7 +219,14 @@ impl CsiDriverProvider for Service {
             }
             Err(e) => {
                 self.observe(MOUNT_METHOD, "Unknown", e.class(), started);
-                tracing::warn!(duration_ms = millis(elapsed), outcome = e.class(), error = %e, "mount failed");
+                // The request may not have parsed; name the pod if its attributes allow.
+                let attrs: std::collections::HashMap<String, String> =
+                    serde_json::from_str(&req.attributes).unwrap_or_default();
+                let attr = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
+                tracing::warn!(
+                    pod = attr(keys::POD_NAME), namespace = attr(keys::POD_NAMESPACE), spc = attr(keys::SPC_NAME),
+                    duration_ms = millis(elapsed), outcome = e.class(), error = %e, "mount failed"
+                );
                 // Unknown, as upstream: users and alerts match on the message text.
                 Err(Status::unknown(e.to_string()))
             }
