@@ -153,3 +153,45 @@ async fn broken_json_from_key_vault_is_an_error_naming_the_object() {
         err.message()
     );
 }
+
+#[tokio::test]
+async fn responses_over_the_driver_limit_fail_clearly() {
+    let big = "x".repeat(900 * 1024);
+    let base = standard_seed();
+    let marker = "    secrets:\n";
+    let at = base.find(marker).unwrap() + marker.len();
+    let seed = format!(
+        "{}      - name: big\n        versions:\n          - value: {big}\n{}",
+        &base[..at],
+        &base[at..]
+    );
+    let env = Env::start_with(&seed, &[]).await;
+    let items: Vec<String> = (0..5)
+        .map(|i| format!("objectName: big\nobjectType: secret\nobjectAlias: big{i}"))
+        .collect();
+    let items: Vec<&str> = items.iter().map(String::as_str).collect();
+    let err = env
+        .mount(
+            Request::new(env.params(&objects(&items)))
+                .service_principal(SP_CLIENT, SP_SECRET)
+                .build(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.message()
+            .contains("above the driver's 4 MiB gRPC message limit"),
+        "{}",
+        err.message()
+    );
+    // One such object alone is fine.
+    let resp = env
+        .mount(
+            Request::new(env.params(&objects(&["objectName: big\nobjectType: secret"])))
+                .service_principal(SP_CLIENT, SP_SECRET)
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.files[0].contents.len(), big.len());
+}
