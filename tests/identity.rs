@@ -183,12 +183,12 @@ async fn fifty_concurrent_mounts_make_one_token_request() {
 #[tokio::test]
 async fn tokens_are_refreshed_before_expiry() {
     let env = Env::start_with(&standard_seed(), &["--object-cache-ttl=0"]).await;
-    env.azure.entra.set_token_lifetime(Duration::from_secs(2));
+    env.azure.entra.set_token_lifetime(Duration::from_secs(6));
     let req = Request::new(env.params(&secret("api-key"))).service_principal(SP_CLIENT, SP_SECRET);
     env.mount(req.build()).await.unwrap();
     env.mount(req.build()).await.unwrap();
     assert_eq!(env.azure.entra.request_count(), 1, "fresh token reused");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     env.mount(req.build()).await.unwrap();
     assert_eq!(
         env.azure.entra.request_count(),

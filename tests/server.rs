@@ -150,11 +150,19 @@ async fn sigterm_lets_in_flight_mounts_finish() {
     env.azure
         .keyvault
         .faults
-        .set_latency(Duration::from_millis(700));
+        .set_latency(Duration::from_millis(2000));
     let req = Request::new(env.params(&objects(&["objectName: api-key\nobjectType: secret"])))
         .service_principal(SP_CLIENT, SP_SECRET);
     let mut client = env.client.clone();
     let in_flight = tokio::spawn(async move { client.mount(req.build()).await });
+    // Terminate once the mount is certainly in flight (waiting on Key Vault).
+    while env.azure.keyvault.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Terminate once the mount is certainly in flight (its challenge answered, its GET waiting).
+    while env.azure.keyvault.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     env.provider.terminate();
     let resp = in_flight.await.unwrap().expect("in-flight mount completes");

@@ -111,6 +111,45 @@ pub struct Env {
     pub client: CsiDriverProviderClient<Channel>,
 }
 
+/// Every test is a leak test: when an environment goes away, its provider's logs (JSON, -v=5)
+/// must not contain any credential or secret the test used.
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let logs = self.provider.logs();
+        let mut radioactive: Vec<String> = [
+            SP_SECRET,
+            NO_ACCESS_SECRET,
+            DB_PASSWORD,
+            DB_PASSWORD_OLD,
+            API_KEY,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        radioactive.extend(self.azure.entra.issuer.minted());
+        radioactive.extend(self.azure.tokens.all());
+        radioactive.extend(self.azure.keyvault.served_values());
+        for value in radioactive {
+            // Short values (a version number, "v1") would match unrelated text.
+            if value.len() < 12 {
+                continue;
+            }
+            let probe = if value.len() > 48 {
+                &value[8..48]
+            } else {
+                value.as_str()
+            };
+            assert!(
+                !logs.contains(probe),
+                "a secret or token reached the provider's logs: {probe}"
+            );
+        }
+    }
+}
+
 impl Env {
     pub async fn start() -> Env {
         Env::start_with(&standard_seed(), &[]).await

@@ -15,6 +15,8 @@ pub const DEFAULT_ISSUER: &str = "https://oidc.testkit.local/cluster";
 pub struct Issuer {
     key: ring::hmac::Key,
     pub url: String,
+    /// Every token minted, for leak checks.
+    minted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// The claims Entra ID checks against a federated credential.
@@ -39,6 +41,7 @@ impl Default for Issuer {
         Issuer {
             key: ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng).expect("hmac key"),
             url: DEFAULT_ISSUER.to_string(),
+            minted: Default::default(),
         }
     }
 }
@@ -75,10 +78,17 @@ impl Issuer {
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         let signing_input = format!("{header}.{payload}");
         let signature = ring::hmac::sign(&self.key, signing_input.as_bytes());
-        format!(
+        let token = format!(
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(signature.as_ref())
-        )
+        );
+        self.minted.lock().unwrap().push(token.clone());
+        token
+    }
+
+    /// Every token signed so far.
+    pub fn minted(&self) -> Vec<String> {
+        self.minted.lock().unwrap().clone()
     }
 
     /// Verifies a token's signature and reads its claims.
