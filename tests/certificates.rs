@@ -376,6 +376,7 @@ async fn tls_secrets_from_pfx_and_pem_backed_certificates() {
             let want_label = match algorithm {
                 Algorithm::Rsa2048 => "RSA PRIVATE KEY",
                 Algorithm::EcP256 => "EC PRIVATE KEY",
+                Algorithm::Ed25519Fixed => unreachable!("the driver cannot re-encode Ed25519"),
             };
             assert_eq!(
                 labels(&data["tls.key"]),

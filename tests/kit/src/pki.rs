@@ -12,6 +12,9 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 pub enum Algorithm {
     EcP256,
     Rsa2048,
+    /// Ed25519 keys derived from the certificate's name: signatures are deterministic too, so the
+    /// whole chain (and everything rendered from it) is the same on every run.
+    Ed25519Fixed,
 }
 
 /// One certificate.
@@ -49,8 +52,18 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     out + &format!("-----END {label}-----\n")
 }
 
-fn key(algorithm: Algorithm) -> KeyPair {
+fn key(algorithm: Algorithm, name: &str) -> KeyPair {
     match algorithm {
+        Algorithm::Ed25519Fixed => {
+            // PKCS#8 v1 wrapping of a 32-byte seed (RFC 8410), the seed spelled from the name.
+            let mut der = vec![
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+                0x04, 0x20,
+            ];
+            der.extend(name.bytes().cycle().take(32));
+            KeyPair::from_pkcs8_der_and_sign_algo(&der.into(), &rcgen::PKCS_ED25519)
+                .expect("Ed25519 key")
+        }
         Algorithm::EcP256 => KeyPair::generate().expect("EC key"),
         Algorithm::Rsa2048 => {
             // ring signs with RSA but cannot generate RSA keys: openssl does.
@@ -80,19 +93,19 @@ impl Chain {
             p.use_authority_key_identifier_extension = true;
             p
         };
-        let root_key = key(algorithm);
+        let root_key = key(algorithm, "root");
         let root_params = ca("Test Root CA");
         let root = root_params.self_signed(&root_key).expect("root");
         let root_issuer = Issuer::new(root_params, root_key);
 
-        let inter_key = key(algorithm);
+        let inter_key = key(algorithm, "intermediate");
         let inter_params = ca("Test Intermediate CA");
         let inter = inter_params
             .signed_by(&inter_key, &root_issuer)
             .expect("intermediate");
         let inter_issuer = Issuer::new(inter_params, inter_key);
 
-        let leaf_key = key(algorithm);
+        let leaf_key = key(algorithm, "leaf");
         let mut leaf_params =
             CertificateParams::new(vec!["app.example.test".to_string()]).expect("params");
         leaf_params
