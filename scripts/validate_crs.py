@@ -31,7 +31,10 @@ import yaml
 BOOLS = {"1", "t", "T", "true", "TRUE", "True", "0", "f", "F", "false", "FALSE", "False"}
 TRUE = {"1", "t", "T", "true", "TRUE", "True"}
 OBJECT_FIELDS = {"objectName", "objectType", "objectVersion", "objectAlias", "objectFormat",
-                 "objectEncoding", "filePermission", "objectVersionHistory"}
+                 "objectEncoding", "filePermission", "objectVersionHistory",
+                 # beyond the Go provider
+                 "optional", "jsonPaths", "jsonOnly", "keyvaultName"}
+VAULT_NAME = re.compile(r"[-A-Za-z0-9]{3,24}")
 SPC_PARAMETERS = {"keyvaultName", "tenantID", "tenantId", "cloudName", "cloudEnvFileName",
                   "usePodIdentity", "useVMManagedIdentity", "userAssignedIdentityID", "clientID",
                   "useAzureTokenProxy", "objects"}
@@ -113,7 +116,7 @@ def spc_files(spc, err):
     for key in sorted(set(params) - SPC_PARAMETERS):
         err(f"parameter {key!r} is not read by the provider (parameter names are case-sensitive)")
     name = params.get("keyvaultName", "")
-    if not re.fullmatch(r"[-A-Za-z0-9]{3,24}", name):
+    if name and not VAULT_NAME.fullmatch(name):
         err(f"keyvaultName {name!r} must match [-a-zA-Z0-9]{{3,24}}")
     if not (params.get("tenantID") or params.get("tenantId")):
         err("tenantID is not provided")
@@ -134,6 +137,7 @@ def spc_files(spc, err):
         err("objects must be a YAML string holding 'array:' with a list of YAML strings")
         return set()
     files = set()
+    own_vaults = 0
     for index, entry in enumerate(entries):
         where = f"objects[{index}]"
         if not isinstance(entry, str):
@@ -166,14 +170,43 @@ def spc_files(spc, err):
         if not isinstance(history, int) or isinstance(history, bool) or history < 0:
             err(f"{where}: objectVersionHistory must be a non-negative integer")
             history = 0
-        path = str(obj.get("objectAlias") or obj.get("objectName") or "")
-        problem = check_file_name(path)
-        if problem:
-            err(f"{where}: {problem}")
-        if history > 1:
-            files.update(f"{path}/{i}" for i in range(history))
-        else:
-            files.add(path)
+        for flag in ("optional", "jsonOnly"):
+            if flag in obj and str(obj[flag]) not in BOOLS | {"True", "False"}:
+                err(f"{where}: {flag} {obj[flag]!r} is not a boolean")
+        if "keyvaultName" in obj:
+            own_vaults += 1
+            if not VAULT_NAME.fullmatch(str(obj["keyvaultName"])):
+                err(f"{where}: keyvaultName {obj['keyvaultName']!r} must match [-a-zA-Z0-9]{{3,24}}")
+        paths = []
+        json_paths = obj.get("jsonPaths") or []
+        if not isinstance(json_paths, list):
+            err(f"{where}: jsonPaths must be a list of {{path, objectAlias, filePermission}}")
+            json_paths = []
+        if json_paths and (obj_type != "secret" or fmt == "pfx"):
+            err(f"{where}: jsonPaths only apply to secrets written as text")
+        for j, selection in enumerate(json_paths):
+            if not isinstance(selection, dict) or not selection.get("path") \
+                    or not selection.get("objectAlias"):
+                err(f"{where}.jsonPaths[{j}]: needs path and objectAlias")
+                continue
+            for key in sorted(set(selection) - {"path", "objectAlias", "filePermission"}):
+                err(f"{where}.jsonPaths[{j}]: unknown field {key!r}")
+            paths.append(str(selection["objectAlias"]))
+        json_only = str(obj.get("jsonOnly", "false")) in TRUE | {"True"}
+        if json_only and not json_paths:
+            err(f"{where}: jsonOnly needs jsonPaths")
+        if not json_only or obj.get("objectAlias"):
+            paths.insert(0, str(obj.get("objectAlias") or obj.get("objectName") or ""))
+        for path in paths:
+            problem = check_file_name(path)
+            if problem:
+                err(f"{where}: {problem}")
+            if history > 1:
+                files.update(f"{path}/{i}" for i in range(history))
+            else:
+                files.add(path)
+    if not name and not (entries and own_vaults == len(entries)):
+        err("keyvaultName is not provided (on the class or on every object)")
     return files
 
 

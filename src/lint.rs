@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde::Deserialize;
 
 use crate::cloud::CloudName;
-use crate::request::{self, objects, Mode, ObjectType};
+use crate::request::{self, objects, Mode, ObjectSpec, ObjectType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -212,12 +212,21 @@ fn check_spc(manifest: &Manifest, r: &mut Report) {
             None
         }
     };
-    if get("keyvaultName").is_empty() {
-        r.error(
-            "spec.parameters.keyvaultName",
-            "keyvaultName is not provided: set the name of the vault",
-        );
-    } else if let Err(e) = request::validate_vault_name(get("keyvaultName")) {
+    let parsed = objects::parse_each(get("objects"));
+    // Objects that do not parse have their own findings; the others must all name a vault.
+    let every_object_names_its_vault = parsed.as_ref().is_ok_and(|list| {
+        let valid: Vec<&ObjectSpec> = list.iter().filter_map(|o| o.as_ref().ok()).collect();
+        !valid.is_empty() && valid.iter().all(|o| o.vault.is_some())
+    });
+    let vault = get("keyvaultName");
+    if vault.is_empty() {
+        if !every_object_names_its_vault {
+            r.error(
+                "spec.parameters.keyvaultName",
+                "keyvaultName is not provided: set the name of the vault (or a keyvaultName on every object)",
+            );
+        }
+    } else if let Err(e) = request::validate_vault_name(vault) {
         r.error("spec.parameters.keyvaultName", e.to_string());
     }
     if get("tenantID").is_empty() {
@@ -261,9 +270,8 @@ fn check_spc(manifest: &Manifest, r: &mut Report) {
         );
     }
 
-    let mut files = BTreeSet::new();
-    let mut cert_backed_candidates = BTreeSet::new();
-    match objects::parse_each(get("objects")) {
+    let mut files = Files::default();
+    match parsed {
         Err(e) => r.error("spec.parameters.objects", e.to_string()),
         Ok(list) => {
             if list.is_empty() {
@@ -273,30 +281,52 @@ fn check_spc(manifest: &Manifest, r: &mut Report) {
                 match object {
                     Err(e) => r.error(format!("spec.parameters.objects[{i}]"), e.to_string()),
                     Ok(o) => {
-                        if o.history > 1 {
-                            for v in 0..o.history {
-                                files.insert(format!("{}/{v}", o.file_name));
-                            }
-                        } else {
-                            files.insert(o.file_name.clone());
-                            if o.object_type == ObjectType::Secret {
-                                cert_backed_candidates.insert(o.file_name.clone());
-                            }
+                        if o.json_only && o.has_alias {
+                            r.warn(format!("spec.parameters.objects[{i}].jsonOnly"), format!("the whole secret is still written, as {:?}, because objectAlias is set: remove objectAlias to write only the jsonPaths files", o.file_name));
                         }
+                        files.add(&o);
                     }
                 }
             }
         }
     }
-    check_secret_objects(manifest, &files, &cert_backed_candidates, r);
+    check_secret_objects(manifest, &files, r);
 }
 
-fn check_secret_objects(
-    manifest: &Manifest,
-    files: &BTreeSet<String>,
-    cert_backed: &BTreeSet<String>,
-    r: &mut Report,
-) {
+/// The files a SecretProviderClass writes, as `secretObjects` may name them.
+#[derive(Default)]
+struct Files {
+    all: BTreeSet<String>,
+    /// Files of `optional` objects: absent when the object is.
+    optional: BTreeSet<String>,
+    /// Secrets written under one name, which may be certificate-backed (`.crt`/`.key` files).
+    cert_backed_candidates: BTreeSet<String>,
+}
+
+impl Files {
+    fn add(&mut self, o: &ObjectSpec) {
+        let layout = |name: &str| match o.history {
+            0 | 1 => vec![name.to_string()],
+            n => (0..n).map(|v| format!("{name}/{v}")).collect(),
+        };
+        let mut names = Vec::new();
+        if o.writes_whole() {
+            names.extend(layout(&o.file_name));
+            if o.history <= 1 && o.object_type == ObjectType::Secret && o.json.is_empty() {
+                self.cert_backed_candidates.insert(o.file_name.clone());
+            }
+        }
+        for j in &o.json {
+            names.extend(layout(&j.file_name));
+        }
+        if o.optional {
+            self.optional.extend(names.iter().cloned());
+        }
+        self.all.extend(names);
+    }
+}
+
+fn check_secret_objects(manifest: &Manifest, files: &Files, r: &mut Report) {
     let Some(list) = manifest.spec.get("secretObjects") else {
         return;
     };
@@ -340,12 +370,17 @@ fn check_secret_objects(
             let split = object_name
                 .strip_suffix(".crt")
                 .or_else(|| object_name.strip_suffix(".key"))
-                .is_some_and(|base| cert_backed.contains(base));
-            if !files.contains(object_name) && !split {
-                let hint = files.iter().cloned().collect::<Vec<_>>().join(", ");
+                .is_some_and(|base| files.cert_backed_candidates.contains(base));
+            if !files.all.contains(object_name) && !split {
+                let hint = files.all.iter().cloned().collect::<Vec<_>>().join(", ");
                 r.error(
                     format!("{data_field}.objectName"),
-                    format!("{object_name:?} is not a file this SecretProviderClass writes (files: {hint}); use the objectAlias, or <name>/<index> with objectVersionHistory"),
+                    format!("{object_name:?} is not a file this SecretProviderClass writes (files: {hint}); use the objectAlias, a jsonPaths objectAlias, or <name>/<index> with objectVersionHistory"),
+                );
+            } else if files.optional.contains(object_name) {
+                r.warn(
+                    format!("{data_field}.objectName"),
+                    format!("{object_name:?} comes from an optional object: while it is absent the driver cannot build this Secret (file matching objectName {object_name} not found in the pod)"),
                 );
             } else if split {
                 r.warn(
@@ -471,6 +506,86 @@ spec:
         assert!(findings
             .iter()
             .all(|f| f.resource == "SecretProviderClass/bad" && f.document == 1));
+    }
+
+    #[test]
+    fn opt_in_features() {
+        let spc = r#"
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: new
+spec:
+  provider: azure
+  secretObjects:
+    - secretName: db
+      type: Opaque
+      data:
+        - objectName: db/user
+          key: user
+        - objectName: flags
+          key: flags
+        - objectName: config
+          key: whole
+  parameters:
+    tenantID: t
+    clientID: c
+    objects: |
+      array:
+        - |
+          objectName: config
+          objectType: secret
+          keyvaultName: kv-a
+          jsonOnly: "true"
+          jsonPaths:
+            - {path: db.user, objectAlias: db/user}
+        - |
+          objectName: flags
+          objectType: secret
+          keyvaultName: kv-b
+          optional: "true"
+        - |
+          objectName: all
+          objectType: secret
+          keyvaultName: kv-b
+          objectAlias: all.json
+          jsonOnly: "true"
+          jsonPaths:
+            - {path: "a[", objectAlias: a}
+"#;
+        let (_, findings) = lint(spc).unwrap();
+        let text: Vec<String> = findings.iter().map(ToString::to_string).collect();
+        let has = |needle: &str| text.iter().any(|t| t.contains(needle));
+        assert!(
+            !has("keyvaultName is not provided"),
+            "every object names its vault: {text:#?}"
+        );
+        assert!(
+            !has("data[0].objectName"),
+            "a jsonPaths file may be synced: {text:#?}"
+        );
+        assert!(
+            has(
+                "spec.secretObjects[0].data[1].objectName: \"flags\" comes from an optional object"
+            ),
+            "{text:#?}"
+        );
+        assert!(
+            has("spec.secretObjects[0].data[2].objectName: \"config\" is not a file"),
+            "jsonOnly drops the whole secret: {text:#?}"
+        );
+        assert!(has("spec.parameters.objects[2]: failed to get objectType:secret, objectName:all, objectVersion:: jsonPaths[0] path \"a[\" is not valid"), "{text:#?}");
+        let (_, findings) = lint(&spc.replace("\"a[\"", "a")).unwrap();
+        assert!(
+            findings.iter().any(|f| f.to_string().contains(
+                "objects[2].jsonOnly: the whole secret is still written, as \"all.json\""
+            )),
+            "{findings:#?}"
+        );
+        let (_, findings) = lint(&spc.replace("          keyvaultName: kv-a\n", "")).unwrap();
+        assert!(findings
+            .iter()
+            .any(|f| f.to_string().contains("keyvaultName is not provided")));
     }
 
     #[test]

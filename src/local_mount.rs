@@ -171,24 +171,37 @@ impl LocalMount {
         for o in &spec.objects {
             let mode = o.file_mode.unwrap_or(spec.default_mode);
             let version = o.version.as_deref().unwrap_or("latest");
-            if o.history > 1 {
+            let layout = |file: &str| match o.history {
+                0 | 1 => file.to_string(),
+                n => format!("{file}/0 … {file}/{}", n - 1),
+            };
+            let versions = match o.history {
+                0 | 1 => version.to_string(),
+                n => format!("newest {n} enabled versions from {version}"),
+            };
+            let mut notes = String::new();
+            if let Some(vault) = &o.vault {
+                notes.push_str(&format!(", vault {vault}"));
+            }
+            if o.optional {
+                notes.push_str(", optional");
+            }
+            if o.writes_whole() {
                 out.push_str(&format!(
-                    "  {}/0 … {}/{}  {:04o}  {} {} (newest {} enabled versions from {version})\n",
-                    o.file_name,
-                    o.file_name,
-                    o.history - 1,
-                    mode,
-                    o.object_type.as_str(),
-                    o.name,
-                    o.history
-                ));
-            } else {
-                out.push_str(&format!(
-                    "  {}  {:04o}  {} {} ({version})\n",
-                    o.file_name,
-                    mode,
+                    "  {}  {mode:04o}  {} {} ({versions}{notes})\n",
+                    layout(&o.file_name),
                     o.object_type.as_str(),
                     o.name
+                ));
+            }
+            for j in &o.json {
+                out.push_str(&format!(
+                    "  {}  {:04o}  {} {} at {} ({versions}{notes})\n",
+                    layout(&j.file_name),
+                    j.file_mode.unwrap_or(mode),
+                    o.object_type.as_str(),
+                    o.name,
+                    j.path.as_str()
                 ));
             }
         }
@@ -225,6 +238,9 @@ impl LocalMount {
                 file.uid,
                 file.version
             ));
+        }
+        for k in &mounted.skipped {
+            listing.push_str(&format!("skipped optional {} ({})\n", k.uid, k.reason));
         }
         Ok(listing)
     }

@@ -74,6 +74,7 @@ pub struct Metrics {
     pub cache_lookups: Family<CacheLabels, Counter>,
     pub keyvault_retries: Family<VaultLabels, Counter>,
     pub keyvault_throttled: Family<VaultLabels, Counter>,
+    pub optional_skipped: Family<VaultLabels, Counter>,
 }
 
 pub const PROVIDER: &str = "azure";
@@ -88,6 +89,7 @@ impl Default for Metrics {
         let cache_lookups = Family::default();
         let keyvault_retries = Family::default();
         let keyvault_throttled = Family::default();
+        let optional_skipped = Family::default();
         registry.register(
             "keyvault_request",
             "Duration of Key Vault requests in seconds",
@@ -118,6 +120,11 @@ impl Default for Metrics {
             "Key Vault answers with status 429",
             keyvault_throttled.clone(),
         );
+        registry.register(
+            "optional_objects_skipped",
+            "Objects marked optional that were left out of a mount because Key Vault has no enabled version of them",
+            optional_skipped.clone(),
+        );
         Metrics {
             registry,
             keyvault_request,
@@ -126,6 +133,7 @@ impl Default for Metrics {
             cache_lookups,
             keyvault_retries,
             keyvault_throttled,
+            optional_skipped,
         }
     }
 }

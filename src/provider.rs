@@ -1,6 +1,7 @@
 //! One mount, end to end and independent of gRPC: parse the request, resolve object versions,
-//! fetch every distinct object once and in parallel (bounded per vault), render the files in SPC
-//! order, and fail as a whole, naming every object that failed, if anything did.
+//! fetch every distinct object once and in parallel (bounded per vault, from every vault the SPC
+//! names), render the files in SPC order, skip optional objects that do not exist, and fail as a
+//! whole, naming every object that failed, if anything else did.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use crate::cloud::Cloud;
 use crate::identity::{AccessToken, IdentityConfig, IdentityError, TokenRequest, Tokens};
 use crate::keyvault::VersionItem;
 use crate::keyvault::{Authenticator, KeyVault, KvError, Vault};
-use crate::metrics::{CacheLabels, Metrics};
+use crate::metrics::{CacheLabels, Metrics, VaultLabels};
 use crate::net::{self, NetConfig, NetError};
 use crate::render::{self, Fetched, RenderError, RenderOptions, RenderedFile, Target};
 use crate::request::{
@@ -43,11 +44,20 @@ pub struct ProviderConfig {
     pub identity: IdentityConfig,
 }
 
-/// A successful mount: files in SPC order.
+/// A successful mount: files in SPC order, and the optional objects left out.
 #[derive(Debug)]
 pub struct Mounted {
     pub spec_summary: MountSummary,
     pub files: Vec<RenderedFile>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// An `optional` object that was not mounted because Key Vault has no enabled version of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its ObjectVersion id; reported with an empty version.
+    pub uid: String,
+    pub reason: &'static str,
 }
 
 /// What a mount was for, for its log line (no credential material).
@@ -109,6 +119,23 @@ pub enum ObjectCause {
     VersionNotListed(String),
 }
 
+impl ObjectCause {
+    /// Why an `optional` object may be skipped: Key Vault has no enabled version of it. Every
+    /// other failure (access, throttling, transport, content) still fails the mount.
+    fn absence(&self) -> Option<&'static str> {
+        match self {
+            ObjectCause::KeyVault(e) => match **e {
+                // A vault that does not exist is a configuration error, not an absent object.
+                KvError::NotFound { ref code, .. } if code != "VaultNotFound" => Some("not found"),
+                KvError::Disabled { .. } => Some("disabled"),
+                _ => None,
+            },
+            ObjectCause::VersionNotListed(_) => Some("not found"),
+            ObjectCause::Render(_) => None,
+        }
+    }
+}
+
 /// A mount's identity as seen by the Key Vault client.
 struct MountAuth<'a> {
     tokens: &'a Tokens,
@@ -138,9 +165,10 @@ impl Authenticator for MountAuth<'_> {
     }
 }
 
-/// What to GET: one object version (`None` = latest).
+/// What to GET: one object version (`None` = latest) of one vault.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct FetchKey {
+    vault: String,
     object_type: ObjectType,
     name: String,
     version: Option<String>,
@@ -154,6 +182,8 @@ struct Planned<'a> {
     fetch: FetchKey,
     path: String,
     uid: String,
+    /// Position in the `objectVersionHistory` layout, if the object uses it.
+    history: Option<usize>,
 }
 
 /// A Key Vault answer kept for later mounts of the same principal, and when it goes stale.
@@ -246,11 +276,22 @@ impl Provider {
                 | RequestError::Permission(_) => MountError::Envelope(e),
                 e => MountError::Request(e),
             })?;
+        let mut vaults: Vec<&str> = Vec::new();
+        for object in &spec.objects {
+            let vault = object.vault.as_deref().unwrap_or(&spec.vault_name);
+            if !vaults.contains(&vault) {
+                vaults.push(vault);
+            }
+        }
         let summary = MountSummary {
             pod: spec.pod.name.clone(),
             namespace: spec.pod.namespace.clone(),
             spc: spec.pod.spc.clone(),
-            vault: spec.vault_name.clone(),
+            vault: if vaults.is_empty() {
+                spec.vault_name.clone()
+            } else {
+                vaults.join(",")
+            },
             mode: spec.credential.mode_name(),
             objects: spec.objects.len(),
         };
@@ -259,9 +300,10 @@ impl Provider {
             return Ok(Mounted {
                 spec_summary: summary,
                 files: Vec::new(),
+                skipped: Vec::new(),
             });
         }
-        let files = self.fetch_and_render(&spec, deadline).await?;
+        let (files, skipped) = self.fetch_and_render(&spec, deadline).await?;
         let total: usize = files.iter().map(|f| f.contents.len() + f.path.len()).sum();
         if total > MAX_RESPONSE_BYTES - 64 * 1024 {
             return Err(MountError::TooLarge(total));
@@ -269,6 +311,7 @@ impl Provider {
         Ok(Mounted {
             spec_summary: summary,
             files,
+            skipped,
         })
     }
 
@@ -286,11 +329,20 @@ impl Provider {
         &self,
         spec: &MountSpec,
         deadline: Deadline,
-    ) -> Result<Vec<RenderedFile>, MountError> {
-        let vault =
-            Vault::new(&spec.vault_name, &spec.cloud.key_vault_dns_suffix).map_err(|e| {
+    ) -> Result<(Vec<RenderedFile>, Vec<Skipped>), MountError> {
+        let mut vaults: HashMap<String, VaultScope> = HashMap::new();
+        for object in &spec.objects {
+            let key = vault_key(object, spec);
+            if vaults.contains_key(&key) {
+                continue;
+            }
+            let name = object.vault.as_deref().unwrap_or(&spec.vault_name);
+            let vault = Vault::new(name, &spec.cloud.key_vault_dns_suffix).map_err(|e| {
                 MountError::Objects(vec![failure(&spec.objects[0], Arc::new(e).into())])
             })?;
+            let limit = self.vault_limit(&vault);
+            vaults.insert(key, VaultScope { vault, limit });
+        }
         let auth = MountAuth {
             tokens: &self.tokens,
             cloud: &spec.cloud,
@@ -298,15 +350,13 @@ impl Provider {
             credential: &spec.credential,
             deadline,
         };
-        let limit = self.vault_limit(&vault);
         let principal = self
             .tokens
             .principal(&spec.cloud, &spec.tenant_id, &spec.credential);
         let scope = Scope {
-            vault: &vault,
+            vaults: &vaults,
             auth: &auth,
             principal,
-            limit: &limit,
             deadline,
         };
 
@@ -315,15 +365,18 @@ impl Provider {
             spec.objects
                 .iter()
                 .enumerate()
-                .map(|(index, object)| self.plan(index, object, &scope)),
+                .map(|(index, object)| self.plan(index, object, spec, &scope)),
         )
         .await;
-        let mut failures = Vec::new();
+        let mut outcomes: Vec<Result<Vec<RenderedFile>, ObjectCause>> = Vec::new();
         let mut planned = Vec::new();
-        for (index, (object, plan)) in spec.objects.iter().zip(plans).enumerate() {
+        for plan in plans {
             match plan {
-                Ok(p) => planned.extend(p),
-                Err(cause) => failures.push((index, failure(object, cause))),
+                Ok(p) => {
+                    planned.extend(p);
+                    outcomes.push(Ok(Vec::new()));
+                }
+                Err(cause) => outcomes.push(Err(cause)),
             }
         }
         let mut distinct: Vec<&FetchKey> = Vec::new();
@@ -336,17 +389,16 @@ impl Provider {
         let fetched: HashMap<&FetchKey, Result<Arc<Cached<Fetched>>, Arc<KvError>>> =
             distinct.into_iter().zip(fetched).collect();
 
-        let mut files = Vec::new();
-        let mut failed = vec![false; spec.objects.len()];
         for p in &planned {
-            if failed[p.index] {
+            let Ok(files) = &mut outcomes[p.index] else {
                 continue;
-            }
+            };
             let target = Target {
                 object: p.object,
                 path: p.path.clone(),
                 uid: p.uid.clone(),
                 mode: p.object.file_mode.unwrap_or(spec.default_mode),
+                history: p.history,
             };
             let result = match &fetched[&p.fetch] {
                 Ok(f) => {
@@ -356,19 +408,37 @@ impl Provider {
             };
             match result {
                 Ok(rendered) => files.extend(rendered),
-                Err(cause) => {
-                    failed[p.index] = true;
-                    failures.push((p.index, failure(p.object, cause)));
-                }
+                Err(cause) => outcomes[p.index] = Err(cause),
+            }
+        }
+
+        let mut files = Vec::new();
+        let mut skipped = Vec::new();
+        let mut failures = Vec::new();
+        for (object, outcome) in spec.objects.iter().zip(outcomes) {
+            match outcome {
+                Ok(rendered) => files.extend(rendered),
+                Err(cause) => match cause.absence().filter(|_| object.optional) {
+                    Some(reason) => {
+                        self.metrics
+                            .optional_skipped
+                            .get_or_create(&VaultLabels {
+                                object_type: object.object_type.as_str(),
+                            })
+                            .inc();
+                        skipped.push(Skipped {
+                            uid: object.uid(),
+                            reason,
+                        });
+                    }
+                    None => failures.push(failure(object, cause)),
+                },
             }
         }
         if failures.is_empty() {
-            Ok(files)
+            Ok((files, skipped))
         } else {
-            failures.sort_by_key(|(index, _)| *index);
-            Err(MountError::Objects(
-                failures.into_iter().map(|(_, f)| f).collect(),
-            ))
+            Err(MountError::Objects(failures))
         }
     }
 
@@ -376,27 +446,34 @@ impl Provider {
         &self,
         index: usize,
         object: &'a ObjectSpec,
+        spec: &MountSpec,
         scope: &Scope<'_>,
     ) -> Result<Vec<Planned<'a>>, ObjectCause> {
-        let single = |version: Option<String>, path: String, uid: String| Planned {
+        let vault = vault_key(object, spec);
+        let single = |version: Option<String>, path: String, uid: String, history| Planned {
             index,
             object,
             fetch: FetchKey {
+                vault: vault.clone(),
                 object_type: object.object_type,
                 name: object.name.clone(),
                 version,
             },
             path,
             uid,
+            history,
         };
         if object.history <= 1 {
             return Ok(vec![single(
                 object.version.clone(),
                 object.file_name.clone(),
                 object.uid(),
+                None,
             )]);
         }
-        let listing = self.list_versions(object, scope).await?;
+        let listing = self
+            .list_versions(object, &scope.vaults[&vault], scope)
+            .await?;
         let mut versions = listing.value.clone();
         versions.retain(|v| v.enabled);
         versions.sort_by_key(|v| std::cmp::Reverse(v.created));
@@ -417,6 +494,7 @@ impl Provider {
                     Some(v.version),
                     format!("{}/{i}", object.file_name),
                     format!("{}/{i}", object.uid()),
+                    Some(i),
                 )
             })
             .collect())
@@ -426,22 +504,23 @@ impl Provider {
     async fn list_versions(
         &self,
         object: &ObjectSpec,
+        vault: &VaultScope,
         scope: &Scope<'_>,
     ) -> Result<Arc<Cached<Vec<VersionItem>>>, Arc<KvError>> {
         let key = KeyBuilder::default()
             .part("versions")
-            .part(scope.vault.url.as_str())
+            .part(vault.vault.url.as_str())
             .part(object.object_type.as_str())
             .part(&object.name)
             .key(&scope.principal)
             .finish();
         let ttl = self.config.object_cache_ttl;
         let list = async {
-            let _permit = scope.limit.acquire().await.expect("semaphore never closed");
+            let _permit = vault.limit.acquire().await.expect("semaphore never closed");
             let items = self
                 .keyvault
                 .list_versions(
-                    scope.vault,
+                    &vault.vault,
                     object.object_type,
                     &object.name,
                     scope.auth,
@@ -465,9 +544,10 @@ impl Provider {
         fetch: &FetchKey,
         scope: &Scope<'_>,
     ) -> Result<Arc<Cached<Fetched>>, Arc<KvError>> {
+        let vault = &scope.vaults[&fetch.vault];
         let key = KeyBuilder::default()
             .part("object")
-            .part(scope.vault.url.as_str())
+            .part(vault.vault.url.as_str())
             .part(fetch.object_type.as_str())
             .part(&fetch.name)
             .part(fetch.version.as_deref().unwrap_or("<latest>"))
@@ -479,8 +559,8 @@ impl Provider {
             None => self.config.object_cache_ttl,
         };
         let get = async {
-            let _permit = scope.limit.acquire().await.expect("semaphore never closed");
-            let (vault, auth, deadline) = (scope.vault, scope.auth, scope.deadline);
+            let _permit = vault.limit.acquire().await.expect("semaphore never closed");
+            let (vault, auth, deadline) = (&vault.vault, scope.auth, scope.deadline);
             let version = fetch.version.as_deref();
             let name = &fetch.name;
             let value = match fetch.object_type {
@@ -539,12 +619,27 @@ impl Provider {
 
 /// What every Key Vault call of one mount shares.
 struct Scope<'a> {
-    vault: &'a Vault,
+    /// Every vault the SPC names, by [`vault_key`].
+    vaults: &'a HashMap<String, VaultScope>,
     auth: &'a MountAuth<'a>,
     /// The credential material's identity, part of every cache key.
     principal: CacheKey,
-    limit: &'a Semaphore,
     deadline: Deadline,
+}
+
+/// A vault and its process-wide concurrency bound.
+struct VaultScope {
+    vault: Vault,
+    limit: Arc<Semaphore>,
+}
+
+/// The vault an object is fetched from: its own `keyvaultName`, else the SPC's.
+fn vault_key(object: &ObjectSpec, spec: &MountSpec) -> String {
+    object
+        .vault
+        .as_deref()
+        .unwrap_or(&spec.vault_name)
+        .to_ascii_lowercase()
 }
 
 fn failure(object: &ObjectSpec, cause: ObjectCause) -> ObjectFailure {

@@ -51,6 +51,7 @@ async fn mount_dry_run_and_real_mount() {
     let params = env.params(&objects(&[
         "objectName: api-key\nobjectType: secret\nfilePermission: \"0600\"",
         "objectName: db-password\nobjectType: secret\nobjectAlias: db/password",
+        "objectName: gone\nobjectType: secret\noptional: true\nkeyvaultName: kv-test",
     ]));
     let yaml_params: String = params
         .iter()
@@ -98,6 +99,10 @@ async fn mount_dry_run_and_real_mount() {
         "{stdout}"
     );
     assert!(
+        stdout.contains("gone  0644  secret gone (latest, optional)"),
+        "{stdout}"
+    );
+    assert!(
         env.azure.keyvault.requests().is_empty() && env.azure.entra.request_count() == 0,
         "dry run makes no network call"
     );
@@ -130,6 +135,10 @@ async fn mount_dry_run_and_real_mount() {
     assert!(
         !stdout.contains(API_KEY) && !stdout.contains(SP_SECRET),
         "the listing shows no secret"
+    );
+    assert!(
+        stdout.contains("skipped optional secret/gone (not found)"),
+        "{stdout}"
     );
     assert_eq!(
         std::fs::read(out_dir.join("api-key")).unwrap(),

@@ -57,11 +57,13 @@ fn seed(chain: &Chain) -> String {
 }
 
 /// (case, objects items, extra parameters); every case mounts as the service principal.
-fn corpus() -> Vec<(
+type Case = (
     &'static str,
     Vec<&'static str>,
     Vec<(&'static str, &'static str)>,
-)> {
+);
+
+fn corpus() -> Vec<Case> {
     vec![
         ("latest secret", vec!["objectName: db-password\nobjectType: secret"], vec![]),
         (

@@ -1,6 +1,7 @@
 //! Turns fetched Key Vault objects into the files of a MountResponse: secret encodings,
 //! certificate-backed secrets (PFX → PEM with chain ordering, PEM passthrough, raw PFX), keys as
-//! PKIX public-key PEM, certificates as PEM, and the optional split `.crt`/`.key` files.
+//! PKIX public-key PEM, certificates as PEM, the optional split `.crt`/`.key` files, and the
+//! values `jsonPaths` select from a JSON secret.
 
 pub mod chain;
 pub mod jwk;
@@ -14,6 +15,7 @@ pub use jwk::JwkError;
 pub use pfx::PfxError;
 
 use crate::keyvault::{CertificateBundle, KeyBundle, SecretBundle};
+use crate::request::json_path::SelectError;
 use crate::request::{ObjectEncoding, ObjectFormat, ObjectSpec};
 
 /// Flags that change how objects are written.
@@ -87,6 +89,12 @@ pub enum RenderError {
     NoContentType,
     #[error("certificate value is empty")]
     EmptyCertificate,
+    #[error(
+        "secret value is not JSON ({0}): jsonPaths needs a secret whose value is a JSON document"
+    )]
+    NotJson(String),
+    #[error("jsonPaths path \"{path}\" selects nothing: {problem}")]
+    JsonPath { path: String, problem: SelectError },
 }
 
 /// Where and how one object (or one version of it) is written.
@@ -95,6 +103,8 @@ pub struct Target<'a> {
     pub path: String,
     pub uid: String,
     pub mode: u32,
+    /// Position in the `objectVersionHistory` layout, if the object uses it.
+    pub history: Option<usize>,
 }
 
 /// Renders one fetched object into its files, extra files first as upstream orders them.
@@ -111,10 +121,28 @@ pub fn render(
         version: fetched.version().to_string(),
     };
     match fetched {
-        Fetched::Secret(secret) => secret_files(target, secret, options)?
-            .into_iter()
-            .map(|(suffix, contents)| Ok(file(format!("{}{suffix}", target.path), contents)))
-            .collect(),
+        Fetched::Secret(secret) => {
+            let files = secret_files(target, secret, options)?;
+            let mut out = Vec::new();
+            if !target.object.json.is_empty() {
+                // The main file comes last; its content is what the pod would read.
+                let (_, content) = files.last().expect("a secret always has its main file");
+                for (path, mode, contents) in json_files(target, content)? {
+                    out.push(RenderedFile {
+                        uid: format!("{}/jsonPaths/{path}", target.object.uid()),
+                        mode,
+                        ..file(path, contents)
+                    });
+                }
+            }
+            if target.object.writes_whole() {
+                let whole = files
+                    .into_iter()
+                    .map(|(suffix, contents)| file(format!("{}{suffix}", target.path), contents));
+                out.splice(0..0, whole);
+            }
+            Ok(out)
+        }
         Fetched::Key(key) => Ok(vec![file(
             target.path.clone(),
             jwk::public_key_pem(&key.jwk)?.into_bytes(),
@@ -129,6 +157,36 @@ pub fn render(
             )])
         }
     }
+}
+
+/// The files `jsonPaths` select from a secret's content, as (path, mode, contents): strings raw,
+/// any other value as compact JSON; the mode is the entry's own, else the object's.
+fn json_files(target: &Target, content: &[u8]) -> Result<Vec<(String, u32, Vec<u8>)>, RenderError> {
+    let doc: serde_json::Value = serde_json::from_slice(content)
+        .map_err(|e| RenderError::NotJson(crate::request::json_error(&e)))?;
+    target
+        .object
+        .json
+        .iter()
+        .map(|selection| {
+            let value = selection
+                .path
+                .select(&doc)
+                .map_err(|problem| RenderError::JsonPath {
+                    path: selection.path.as_str().to_string(),
+                    problem,
+                })?;
+            let contents = match value {
+                serde_json::Value::String(text) => text.as_bytes().to_vec(),
+                other => other.to_string().into_bytes(),
+            };
+            let path = match target.history {
+                Some(i) => format!("{}/{i}", selection.file_name),
+                None => selection.file_name.clone(),
+            };
+            Ok((path, selection.file_mode.unwrap_or(target.mode), contents))
+        })
+        .collect()
 }
 
 const PKCS12: &str = "application/x-pkcs12";

@@ -4,6 +4,7 @@
 //! Nothing here performs network I/O; the only file read is an AzureStackCloud environment file.
 
 pub mod auth;
+pub mod json_path;
 pub mod objects;
 pub mod path;
 
@@ -12,7 +13,9 @@ use std::path::PathBuf;
 
 use crate::cloud::{self, Cloud, CloudError, CloudName};
 pub use auth::{AuthError, Credential, Mode};
-pub use objects::{ObjectEncoding, ObjectFormat, ObjectSpec, ObjectType, ObjectsError};
+pub use objects::{
+    JsonSelection, ObjectEncoding, ObjectFormat, ObjectSpec, ObjectType, ObjectsError,
+};
 
 /// Attribute keys the kubelet and the driver add to the SPC parameters.
 pub mod keys {
@@ -109,13 +112,19 @@ pub(crate) fn parse_bool(
     attrs: &HashMap<String, String>,
     flag: &'static str,
 ) -> Result<bool, RequestError> {
-    match attrs.get(flag).map(|v| v.trim()).unwrap_or("") {
-        "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        other => Err(RequestError::Bool {
-            flag,
-            value: other.to_string(),
-        }),
+    let text = attrs.get(flag).map(|v| v.trim()).unwrap_or("");
+    go_bool(text).ok_or_else(|| RequestError::Bool {
+        flag,
+        value: text.to_string(),
+    })
+}
+
+/// Go's `strconv.ParseBool` spellings, with empty meaning false.
+pub(crate) fn go_bool(text: &str) -> Option<bool> {
+    match text {
+        "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        _ => None,
     }
 }
 
@@ -150,7 +159,12 @@ pub async fn parse(
     }
     let mode = identity_mode(&attrs)?;
     let vault_name = get("keyvaultName").to_string();
-    if vault_name.is_empty() {
+    // Objects that all name their own vault need no top-level one; otherwise the Go provider's
+    // check, in its place.
+    if vault_name.is_empty()
+        && !objects::parse(get("objects"))
+            .is_ok_and(|o| !o.is_empty() && o.iter().all(|o| o.vault.is_some()))
+    {
         return Err(RequestError::VaultName);
     }
     let tenant_id = match get("tenantID") {
@@ -187,9 +201,18 @@ pub async fn parse(
         pod_namespace: &pod.namespace,
         pod_name: &pod.name,
     })?;
-    let objects = objects::parse(get("objects"))?;
-    if !objects.is_empty() {
+    let mut objects = objects::parse(get("objects"))?;
+    if objects.iter().any(|o| o.vault.is_none()) {
         validate_vault_name(&vault_name)?;
+    }
+    for object in &mut objects {
+        if object
+            .vault
+            .as_ref()
+            .is_some_and(|v| v.eq_ignore_ascii_case(&vault_name))
+        {
+            object.vault = None;
+        }
     }
     Ok(MountSpec {
         pod,

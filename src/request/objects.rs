@@ -5,9 +5,13 @@
 //! nonsense (an invalid `filePermission` became mode 0, `PFX` in capitals skipped the secret-only
 //! check, an unknown `objectType` only failed after network calls) we fail up front, naming the
 //! object and the fix.
+//!
+//! Beyond the Go provider, each opt-in: `optional`, `jsonPaths`/`jsonOnly` and a per-object
+//! `keyvaultName`. An object without them parses exactly as before.
 
 use serde::{de, Deserialize, Deserializer};
 
+use super::json_path::{JsonPath, SyntaxError};
 use super::path;
 
 /// Which Key Vault collection an object lives in.
@@ -61,12 +65,39 @@ pub struct ObjectSpec {
     pub file_mode: Option<u32>,
     /// Number of versions to write (`objectVersionHistory`); 1 means the single-version layout.
     pub history: u32,
+    /// `optional`: a missing or disabled object is skipped instead of failing the mount.
+    pub optional: bool,
+    /// `keyvaultName` of this object, when it names another vault than the SPC's.
+    pub vault: Option<String>,
+    /// `jsonPaths`: values of a JSON secret written as their own files.
+    pub json: Vec<JsonSelection>,
+    /// `jsonOnly`: write only the `jsonPaths` selections…
+    pub json_only: bool,
+    /// …unless `objectAlias` is set, which asks for the whole secret under that name.
+    pub has_alias: bool,
+}
+
+/// One `jsonPaths` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonSelection {
+    pub path: JsonPath,
+    pub file_name: String,
+    pub file_mode: Option<u32>,
 }
 
 impl ObjectSpec {
-    /// The `ObjectVersion.id` the Go provider reports: `<type>/<name>`.
+    /// Whether the object itself is written (not with `jsonOnly` and no `objectAlias`).
+    pub fn writes_whole(&self) -> bool {
+        !self.json_only || self.has_alias
+    }
+
+    /// The `ObjectVersion.id`: `<type>/<name>` as the Go provider reports it, prefixed with
+    /// `<vault>/` for an object of another vault so ids stay unique across vaults.
     pub fn uid(&self) -> String {
-        format!("{}/{}", self.object_type.as_str(), self.name)
+        match &self.vault {
+            Some(vault) => format!("{vault}/{}/{}", self.object_type.as_str(), self.name),
+            None => format!("{}/{}", self.object_type.as_str(), self.name),
+        }
     }
 }
 
@@ -112,6 +143,33 @@ pub enum ObjectProblem {
     HistoryTooLarge(i64),
     #[error(transparent)]
     Path(#[from] path::PathError),
+    #[error("{field} must be \"true\" or \"false\", not \"{value}\"")]
+    Bool { field: &'static str, value: String },
+    #[error(
+        "keyvaultName \"{0}\" is not a valid Key Vault name: use 3 to 24 letters, digits and '-'"
+    )]
+    VaultName(String),
+    #[error("jsonPaths only supported for objectType: secret")]
+    JsonPathsNotSecret,
+    #[error("jsonPaths cannot be used with objectFormat: pfx (a PFX is not JSON)")]
+    JsonPathsPfx,
+    #[error("jsonOnly needs jsonPaths: without them nothing would be written")]
+    JsonOnlyWithoutPaths,
+    #[error("jsonPaths[{index}] path \"{path}\" is not valid: {problem}")]
+    JsonPathSyntax {
+        index: usize,
+        path: String,
+        problem: Box<SyntaxError>,
+    },
+    #[error(
+        "jsonPaths[{0}] has no objectAlias: give the file name the selected value is written to"
+    )]
+    JsonPathAlias(usize),
+    #[error("jsonPaths[{index}] {problem}")]
+    JsonPathFile {
+        index: usize,
+        problem: Box<ObjectProblem>,
+    },
 }
 
 /// Upper bound on `objectVersionHistory`: each version is a file and a GET.
@@ -161,6 +219,25 @@ struct RawObject {
     file_permission: String,
     #[serde(default, deserialize_with = "history")]
     object_version_history: i64,
+    #[serde(default, deserialize_with = "scalar")]
+    optional: String,
+    #[serde(default, deserialize_with = "scalar")]
+    keyvault_name: String,
+    #[serde(default)]
+    json_paths: Option<Vec<RawJsonPath>>,
+    #[serde(default, deserialize_with = "scalar")]
+    json_only: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawJsonPath {
+    #[serde(default, deserialize_with = "scalar")]
+    path: String,
+    #[serde(default, deserialize_with = "scalar")]
+    object_alias: String,
+    #[serde(default, deserialize_with = "scalar")]
+    file_permission: String,
 }
 
 /// Accepts a string, number or boolean scalar (or null) as text.
@@ -330,6 +407,29 @@ fn validate(raw: RawObject) -> Result<ObjectSpec, ObjectError> {
             raw.object_version_history,
         )));
     }
+    let optional = parse_bool("optional", &raw.optional).map_err(fail)?;
+    let vault = match raw.keyvault_name.trim() {
+        "" => None,
+        vault => {
+            if super::validate_vault_name(vault).is_err() {
+                return Err(fail(ObjectProblem::VaultName(
+                    vault.escape_debug().to_string(),
+                )));
+            }
+            Some(vault.to_string())
+        }
+    };
+    let json = json_selections(raw.json_paths.unwrap_or_default()).map_err(fail)?;
+    if !json.is_empty() && object_type != ObjectType::Secret {
+        return Err(fail(ObjectProblem::JsonPathsNotSecret));
+    }
+    if !json.is_empty() && format == ObjectFormat::Pfx {
+        return Err(fail(ObjectProblem::JsonPathsPfx));
+    }
+    let json_only = parse_bool("jsonOnly", &raw.json_only).map_err(fail)?;
+    if json_only && json.is_empty() {
+        return Err(fail(ObjectProblem::JsonOnlyWithoutPaths));
+    }
     Ok(ObjectSpec {
         name: name.clone(),
         object_type,
@@ -340,7 +440,51 @@ fn validate(raw: RawObject) -> Result<ObjectSpec, ObjectError> {
         encoding,
         file_mode,
         history: raw.object_version_history.max(1) as u32,
+        optional,
+        vault,
+        json,
+        json_only,
+        has_alias: !alias.is_empty(),
     })
+}
+
+fn parse_bool(field: &'static str, text: &str) -> Result<bool, ObjectProblem> {
+    super::go_bool(text.trim()).ok_or_else(|| ObjectProblem::Bool {
+        field,
+        value: text.trim().escape_debug().to_string(),
+    })
+}
+
+fn json_selections(raw: Vec<RawJsonPath>) -> Result<Vec<JsonSelection>, ObjectProblem> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let text = entry.path.trim();
+            let path = JsonPath::parse(text).map_err(|problem| ObjectProblem::JsonPathSyntax {
+                index,
+                path: text.escape_debug().to_string(),
+                problem: Box::new(problem),
+            })?;
+            let file_name = entry.object_alias.trim().to_string();
+            if file_name.is_empty() {
+                return Err(ObjectProblem::JsonPathAlias(index));
+            }
+            let in_entry = |problem: ObjectProblem| ObjectProblem::JsonPathFile {
+                index,
+                problem: Box::new(problem),
+            };
+            path::validate(&file_name).map_err(|e| in_entry(e.into()))?;
+            let file_mode = match entry.file_permission.trim() {
+                "" => None,
+                text => Some(parse_mode(text).map_err(in_entry)?),
+            };
+            Ok(JsonSelection {
+                path,
+                file_name,
+                file_mode,
+            })
+        })
+        .collect()
 }
 
 /// Parses an octal file mode like Go's `strconv.ParseInt(s, 8, 32)`, then insists on 0..=0o777.
@@ -470,6 +614,73 @@ mod tests {
         );
         assert!(parse("array: []").unwrap().is_empty());
         assert!(parse("array:").unwrap().is_empty());
+    }
+
+    #[test]
+    fn opt_in_fields() {
+        let o = one("objectName: s\nobjectType: secret").unwrap();
+        assert!(!o.optional && o.vault.is_none() && o.json.is_empty() && o.writes_whole());
+        let o = one("objectName: s\nobjectType: secret\noptional: true\nkeyvaultName: kv-other")
+            .unwrap();
+        assert!(o.optional);
+        assert_eq!(o.vault.as_deref(), Some("kv-other"));
+        assert_eq!(o.uid(), "kv-other/secret/s");
+        assert!(
+            one("objectName: s\nobjectType: secret\noptional: \"False\"")
+                .map(|o| !o.optional)
+                .unwrap()
+        );
+
+        let o = one("objectName: s\nobjectType: secret\njsonOnly: \"true\"\njsonPaths:\n  - path: db.password\n    objectAlias: db/password\n    filePermission: \"0600\"\n  - path: users[0]\n    objectAlias: first").unwrap();
+        assert!(
+            !o.writes_whole(),
+            "jsonOnly without objectAlias drops the whole secret"
+        );
+        assert_eq!(o.json.len(), 2);
+        assert_eq!(o.json[0].path.as_str(), "db.password");
+        assert_eq!(o.json[0].file_name, "db/password");
+        assert_eq!(o.json[0].file_mode, Some(0o600));
+        assert_eq!(o.json[1].file_mode, None);
+        let o = one("objectName: s\nobjectType: secret\nobjectAlias: all.json\njsonOnly: true\njsonPaths:\n  - {path: a, objectAlias: a}").unwrap();
+        assert!(
+            o.writes_whole(),
+            "an objectAlias keeps the whole secret, as documented"
+        );
+    }
+
+    #[test]
+    fn opt_in_field_errors() {
+        let base = "objectName: s\nobjectType: secret\n";
+        let e = |rest: &str| err(&format!("{base}{rest}"));
+        assert!(e("optional: maybe")
+            .ends_with(": optional must be \"true\" or \"false\", not \"maybe\""));
+        assert!(
+            e("jsonOnly: yes\njsonPaths: [{path: a, objectAlias: a}]").contains("jsonOnly must be")
+        );
+        assert!(e("keyvaultName: kv_x").ends_with(": keyvaultName \"kv_x\" is not a valid Key Vault name: use 3 to 24 letters, digits and '-'"));
+        assert!(e("jsonOnly: true")
+            .ends_with(": jsonOnly needs jsonPaths: without them nothing would be written"));
+        assert!(e("jsonPaths: [{path: 'a..b', objectAlias: x}]")
+            .contains("jsonPaths[0] path \"a..b\" is not valid: empty key at byte 2"));
+        assert!(e("jsonPaths: [{path: a, objectAlias: x}, {path: b}]").ends_with(": jsonPaths[1] has no objectAlias: give the file name the selected value is written to"));
+        assert!(e("jsonPaths: [{path: a, objectAlias: ../x}]")
+            .ends_with(": jsonPaths[0] file name must not contain '..'"));
+        assert!(
+            e("jsonPaths: [{path: a, objectAlias: x, filePermission: 9}]")
+                .contains("jsonPaths[0] file permission must be a valid octal number")
+        );
+        assert!(
+            e("objectFormat: pfx\njsonPaths: [{path: a, objectAlias: x}]")
+                .ends_with("jsonPaths cannot be used with objectFormat: pfx (a PFX is not JSON)")
+        );
+        assert!(
+            err("objectName: k\nobjectType: key\njsonPaths: [{path: a, objectAlias: x}]")
+                .ends_with(": jsonPaths only supported for objectType: secret")
+        );
+        assert!(matches!(
+            one(&format!("{base}jsonPaths: notalist")),
+            Err(ObjectsError::Element { .. })
+        ));
     }
 
     #[test]

@@ -198,9 +198,15 @@ impl CsiDriverProvider for Service {
             Ok(mounted) => {
                 self.observe(MOUNT_METHOD, "OK", "", started);
                 let s = &mounted.spec_summary;
+                let skipped: Vec<String> = mounted
+                    .skipped
+                    .iter()
+                    .map(|k| format!("{} ({})", k.uid, k.reason))
+                    .collect();
                 tracing::info!(
                     pod = %s.pod, namespace = %s.namespace, spc = %s.spc, vault = %s.vault,
                     identity = s.mode, objects = s.objects, files = mounted.files.len(),
+                    skipped = %skipped.join(", "),
                     duration_ms = millis(elapsed), outcome = "ok", "mount"
                 );
                 let mut response = MountResponse::default();
@@ -213,6 +219,14 @@ impl CsiDriverProvider for Service {
                         path: f.path,
                         mode: f.mode as i32,
                         contents: f.contents,
+                    });
+                }
+                // Listed without a version, so the driver accepts a mount whose objects are all
+                // absent and the pod's status shows what is missing.
+                for k in mounted.skipped {
+                    response.object_version.push(ObjectVersion {
+                        id: k.uid,
+                        version: String::new(),
                     });
                 }
                 Ok(Response::new(response))

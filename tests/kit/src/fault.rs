@@ -64,6 +64,8 @@ pub struct Faults {
     queue: Mutex<Vec<Queued>>,
     latency: Mutex<Duration>,
     counts: Mutex<BTreeMap<String, usize>>,
+    /// Requests inside their latency now, and the most ever seen at once.
+    in_flight: Mutex<(usize, usize)>,
 }
 
 impl Faults {
@@ -97,6 +99,13 @@ impl Faults {
 
     pub fn reset_counts(&self) {
         self.counts.lock().unwrap().clear();
+        self.in_flight.lock().unwrap().1 = 0;
+    }
+
+    /// The most requests that were waiting out their latency at the same time since the last
+    /// reset: above 1 proves requests were sent concurrently, without timing anything.
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.lock().unwrap().1
     }
 
     pub fn clear_faults(&self) {
@@ -113,7 +122,13 @@ impl Faults {
             .or_default() += 1;
         let latency = *self.latency.lock().unwrap();
         if !latency.is_zero() {
+            {
+                let mut f = self.in_flight.lock().unwrap();
+                f.0 += 1;
+                f.1 = f.1.max(f.0);
+            }
             tokio::time::sleep(latency).await;
+            self.in_flight.lock().unwrap().0 -= 1;
         }
         let mut queue = self.queue.lock().unwrap();
         let index = queue
