@@ -154,11 +154,20 @@ impl<V: Expiring> Cache<V> {
         }
     }
 
-    /// Forgets a value that turned out to be unusable (e.g. a token the server refused).
-    pub fn invalidate(&self, key: &CacheKey) {
+    /// Forgets `value` if it is still what `key` holds (e.g. a token the server refused). A
+    /// value fetched since, or being fetched, stays: concurrent callers that were all refused
+    /// the same stale value then share one replacement instead of evicting each other's.
+    pub fn invalidate(&self, key: &CacheKey, value: &Arc<V>) {
         let mut inner = self.inner.lock().expect("cache lock");
-        if let Some(e) = inner.entries.remove(key) {
-            inner.weight -= e.weight;
+        let holds_it = inner.entries.get(key).is_some_and(|e| {
+            e.slot
+                .try_lock()
+                .is_ok_and(|held| held.as_ref().is_some_and(|v| Arc::ptr_eq(v, value)))
+        });
+        if holds_it {
+            if let Some(e) = inner.entries.remove(key) {
+                inner.weight -= e.weight;
+            }
         }
     }
 
@@ -264,7 +273,11 @@ mod tests {
             cache.get_or_fetch(key("k"), fetch()).await.unwrap().1,
             Source::Upstream
         );
-        cache.invalidate(&key("k"));
+        let (held, _) = cache.get_or_fetch(key("k"), fetch()).await.unwrap();
+        let other = Arc::new(value(Duration::from_secs(60), 1));
+        cache.invalidate(&key("k"), &other);
+        assert!(cache.weight() > 0, "another value is not the one held");
+        cache.invalidate(&key("k"), &held);
         assert_eq!(cache.weight(), 0);
         assert!(cache
             .get_or_fetch(key("e"), async { Err::<Value, _>("boom") })

@@ -156,8 +156,8 @@ impl Authenticator for MountAuth<'_> {
         self.tokens.token(&req, self.deadline).await
     }
 
-    fn invalidate(&self, key: &CacheKey) {
-        self.tokens.invalidate(key);
+    fn invalidate(&self, token: &Arc<AccessToken>) {
+        self.tokens.invalidate(token);
     }
 
     fn client_id(&self) -> Option<&str> {
@@ -250,9 +250,12 @@ impl Provider {
         permission: &str,
     ) -> Result<Mounted, MountError> {
         let budget = self.config.mount_timeout;
+        // Outbound calls give up a little earlier than the mount, so a hop that does not answer
+        // fails with an error naming its objects; the outer timeout is only the backstop.
+        let calls = budget.saturating_sub((budget / 4).min(Duration::from_secs(2)));
         match tokio::time::timeout(
             budget,
-            self.mount_inner(attributes, secrets, permission, Deadline::after(budget)),
+            self.mount_inner(attributes, secrets, permission, Deadline::after(calls)),
         )
         .await
         {

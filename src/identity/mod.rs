@@ -195,8 +195,8 @@ impl Tokens {
     }
 
     /// Drops a token Key Vault refused, so the next call fetches a new one.
-    pub fn invalidate(&self, key: &CacheKey) {
-        self.cache.invalidate(key);
+    pub fn invalidate(&self, token: &Arc<AccessToken>) {
+        self.cache.invalidate(&token.key, token);
     }
 
     async fn fetch(
@@ -237,6 +237,7 @@ impl Tokens {
                     name,
                     &req.cloud.key_vault_resource,
                     key,
+                    deadline,
                 )
                 .await
             }

@@ -1,6 +1,7 @@
 //! aad-pod-identity's Node Managed Identity endpoint (`GET <nmi>/host/token/?resource=…` with
 //! `podns`/`podname` headers), with the Go provider's error texts. Deprecated upstream, still
-//! used. No retry, as upstream: NMI answers from node-local state.
+//! used. Upstream never retried; NMI itself calls IMDS and passes on its throttling and outages,
+//! so 429, 5xx and transport errors are retried within the mount deadline like IMDS's.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,6 +12,7 @@ use url::Url;
 use super::{AccessToken, IdentityError};
 use crate::cache::CacheKey;
 use crate::net;
+use crate::retry::{self, Backoff, Deadline};
 use crate::secret::Secret;
 
 const MAX_BODY: usize = 64 * 1024;
@@ -36,29 +38,45 @@ pub async fn token(
     name: &str,
     resource: &str,
     key: CacheKey,
+    deadline: Deadline,
 ) -> Result<AccessToken, IdentityError> {
     let mut url = endpoint
         .join("host/token/")
         .map_err(|e| IdentityError::Nmi(format!("invalid NMI URL: {e}")))?;
     url.query_pairs_mut().append_pair("resource", resource);
-    let sent = Instant::now();
-    let resp = http
-        .get(url)
-        .header("podns", namespace)
-        .header("podname", name)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| {
-            IdentityError::Nmi(format!(
-                "failed to reach NMI at {endpoint}: {}",
-                net::error_chain(&e)
-            ))
-        })?;
-    let status = resp.status();
-    let bytes = net::read_body(resp, MAX_BODY)
-        .await
-        .map_err(|e| IdentityError::Nmi(format!("NMI response: {e}")))?;
+    let mut backoff = Backoff::standard();
+    let (sent, status, bytes) = loop {
+        let sent = Instant::now();
+        let result = http
+            .get(url.clone())
+            .header("podns", namespace)
+            .header("podname", name)
+            .timeout(deadline.remaining().min(Duration::from_secs(30)))
+            .send()
+            .await;
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(e) if backoff.wait(None, deadline).await => {
+                tracing::debug!(error = %net::error_chain(&e), "retrying NMI");
+                continue;
+            }
+            Err(e) => {
+                return Err(IdentityError::Nmi(format!(
+                    "failed to reach NMI at {endpoint}: {}",
+                    net::error_chain(&e)
+                )))
+            }
+        };
+        let status = resp.status();
+        let hint = retry::retry_after(resp.headers());
+        let bytes = net::read_body(resp, MAX_BODY)
+            .await
+            .map_err(|e| IdentityError::Nmi(format!("NMI response: {e}")))?;
+        if retry::retryable_status(status.as_u16()) && backoff.wait(hint, deadline).await {
+            continue;
+        }
+        break (sent, status, bytes);
+    };
     if !status.is_success() {
         let body = String::from_utf8_lossy(&bytes);
         return Err(IdentityError::Nmi(format!(

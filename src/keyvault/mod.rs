@@ -23,7 +23,6 @@ pub use models::{
     SecretBundle, VersionItem, VersionPage,
 };
 
-use crate::cache::CacheKey;
 use crate::identity::{AccessToken, IdentityError};
 use crate::metrics::{self, KeyVaultLabels, Metrics, VaultLabels};
 use crate::net;
@@ -48,7 +47,7 @@ pub trait Authenticator: Sync {
         scope: &str,
     ) -> impl Future<Output = Result<Arc<AccessToken>, IdentityError>> + Send;
     /// Called when Key Vault refused a token, so it is not reused.
-    fn invalidate(&self, key: &CacheKey);
+    fn invalidate(&self, token: &Arc<AccessToken>);
     /// The client id the identity acts as, to name it in permission errors.
     fn client_id(&self) -> Option<&str>;
 }
@@ -448,7 +447,7 @@ impl KeyVault {
                 let scope = challenge::scope_for(header.as_deref(), &host)?;
                 challenges += 1;
                 if let Some(rejected) = token.take() {
-                    auth.invalidate(&rejected.key);
+                    auth.invalidate(&rejected);
                     // One fresh token is worth a try (the cached one may have been revoked);
                     // a second refusal is an authorization problem, not a stale token.
                     if challenges > 2 {

@@ -119,7 +119,8 @@ impl Drop for Env {
             return;
         }
         let logs = self.provider.logs();
-        let mut radioactive: Vec<String> = [
+        // A set: a load test serves the same values thousands of times, over megabytes of logs.
+        let mut radioactive: std::collections::BTreeSet<String> = [
             SP_SECRET,
             NO_ACCESS_SECRET,
             DB_PASSWORD,
@@ -165,6 +166,11 @@ impl Env {
     pub async fn launch(azure: FakeAzure, extra_args: &[String]) -> Env {
         let mut args = azure.provider_args();
         args.extend(extra_args.iter().cloned());
+        Env::launch_args(azure, args).await
+    }
+
+    /// Starts the provider with exactly `args` (to point a hop somewhere else).
+    pub async fn launch_args(azure: FakeAzure, args: Vec<String>) -> Env {
         let provider =
             ProviderProcess::start(env!("CARGO_BIN_EXE_akv-csi-provider").as_ref(), &args)
                 .await

@@ -46,6 +46,15 @@ impl TokenRegistry {
         token
     }
 
+    /// Makes every token issued so far expired, as if the provider had cached them too long:
+    /// Key Vault then answers 401 `invalid_token`.
+    pub fn expire_all(&self) {
+        let now = Instant::now();
+        for token in self.tokens.lock().unwrap().values_mut() {
+            token.expires_at = now;
+        }
+    }
+
     /// Every token issued so far (for leak checks).
     pub fn all(&self) -> Vec<String> {
         self.tokens.lock().unwrap().keys().cloned().collect()
@@ -164,7 +173,7 @@ async fn token(
         "secret"
     };
     let response = match entra.faults.enter("token").await {
-        Some(f) => fault::apply(f, &killer, json!({"error": "temporarily_unavailable", "error_description": "AADSTS50196: The server terminated an operation because it encountered a client request loop."})).await,
+        Some(f) => fault::apply(f, Some(&killer), json!({"error": "temporarily_unavailable", "error_description": "AADSTS50196: The server terminated an operation because it encountered a client request loop."})).await,
         None => entra.answer(&tenant, &client_id, &scope, &form),
     };
     entra.log.lock().unwrap().push(TokenRecord {

@@ -1,6 +1,7 @@
 //! Fault injection and request accounting shared by the fakes: latency for every request,
 //! queued faults for the next N requests of a route (throttling with each `Retry-After` flavour,
-//! server errors, dropped connections, broken JSON), and per-route counters.
+//! server errors, dropped connections before or in the middle of a body, slow headers, slow
+//! bodies, broken JSON, oversized bodies, HTML instead of JSON), and per-route counters.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -34,6 +35,16 @@ pub enum Fault {
     Reset,
     /// 200 with a body that is not JSON.
     InvalidJson,
+    /// Answer (503) only after this long: headers that do not come.
+    Stall(Duration),
+    /// 200 and the first bytes of a JSON body, then nothing for this long.
+    SlowBody(Duration),
+    /// 200 and the first bytes of a body, then the connection breaks.
+    ResetMidBody,
+    /// 200 with a syntactically valid JSON body of about this many bytes.
+    Oversized(usize),
+    /// 200 with an HTML page, as a misconfigured proxy or gateway sends.
+    WrongContentType,
 }
 
 impl Fault {
@@ -143,10 +154,62 @@ impl Faults {
     }
 }
 
-/// Turns a fault into the answer (or the dropped connection).
-pub async fn apply(fault: Fault, killer: &ConnectionKiller, body: serde_json::Value) -> Response {
+/// A 200 JSON response whose body is `first`, then `rest` once `then` has resolved (its error
+/// breaks the connection mid-body).
+fn streamed(
+    first: &'static str,
+    then: impl std::future::Future<Output = Result<&'static str, std::io::Error>> + Send + 'static,
+) -> Response {
+    use futures_util::StreamExt;
+    let head =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from(first))]);
+    let tail = futures_util::stream::once(then).map(|r| r.map(axum::body::Bytes::from));
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        axum::body::Body::from_stream(head.chain(tail)),
+    )
+        .into_response()
+}
+
+/// Turns a fault into the answer (or the dropped connection). Without a `killer` (plain HTTP
+/// fakes), `Reset` never answers, the closest a handler can come.
+pub async fn apply(
+    fault: Fault,
+    killer: Option<&ConnectionKiller>,
+    body: serde_json::Value,
+) -> Response {
     match fault {
-        Fault::Reset => killer.kill().await,
+        Fault::Reset => match killer {
+            Some(killer) => killer.kill().await,
+            None => std::future::pending().await,
+        },
+        Fault::Stall(duration) => {
+            tokio::time::sleep(duration).await;
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+        Fault::SlowBody(duration) => streamed("{\"value\": \"", async move {
+            tokio::time::sleep(duration).await;
+            Ok("\"}")
+        }),
+        Fault::ResetMidBody => streamed("{\"value\": \"", async {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected reset",
+            ))
+        }),
+        Fault::Oversized(bytes) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            format!("{{\"padding\": \"{}\"}}", "a".repeat(bytes)),
+        )
+            .into_response(),
+        Fault::WrongContentType => (
+            StatusCode::OK,
+            [("content-type", "text/html")],
+            "<html><head><title>502 Bad Gateway</title></head><body>upstream unavailable</body></html>",
+        )
+            .into_response(),
         Fault::InvalidJson => (
             StatusCode::OK,
             [("content-type", "application/json")],

@@ -41,8 +41,8 @@ pub struct KeyVault {
     /// Replaces the resource named in challenges (to test domain verification).
     challenge_resource: Mutex<Option<String>>,
     log: Mutex<Vec<KvRecord>>,
-    /// Values served (for leak checks).
-    served: Mutex<Vec<String>>,
+    /// Distinct values served (for leak checks).
+    served: Mutex<std::collections::BTreeSet<String>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -129,7 +129,7 @@ impl KeyVault {
 
     /// Every secret value, key or certificate served so far (for leak checks).
     pub fn served_values(&self) -> Vec<String> {
-        self.served.lock().unwrap().clone()
+        self.served.lock().unwrap().iter().cloned().collect()
     }
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
@@ -345,7 +345,7 @@ async fn handle(
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::to_string);
     let response = match kv.faults.enter(&route).await {
-        Some(f) => fault::apply(f, &killer, json!({"error": {"code": "Throttled", "message": "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"}})).await,
+        Some(f) => fault::apply(f, Some(&killer), json!({"error": {"code": "Throttled", "message": "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"}})).await,
         None => kv.answer(vault_name, suffix, &host, kind, name, rest, listing, &query, bearer.as_deref()),
     };
     kv.log.lock().unwrap().push(KvRecord {
@@ -554,7 +554,7 @@ impl KeyVault {
             Kind::Key => version.body["key"].to_string(),
             Kind::Certificate => version.body["cer"].as_str().unwrap_or_default().to_string(),
         };
-        self.served.lock().unwrap().push(served);
+        self.served.lock().unwrap().insert(served);
         axum::Json(version.body.clone()).into_response()
     }
 }

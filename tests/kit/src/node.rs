@@ -70,16 +70,8 @@ fn record(headers: &HeaderMap, query: &BTreeMap<String, String>, status: u16) ->
 }
 
 async fn fault_response(fault: Fault) -> Response {
-    match fault {
-        Fault::Status { status, .. } => (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            axum::Json(json!({"error": "unavailable", "error_description": "injected fault"})),
-        )
-            .into_response(),
-        Fault::InvalidJson => (StatusCode::OK, "{\"access_token\": ").into_response(),
-        // Plain HTTP: the closest to a reset a handler can do is never answering.
-        Fault::Reset => std::future::pending().await,
-    }
+    let body = json!({"error": "unavailable", "error_description": "injected fault"});
+    crate::fault::apply(fault, None, body).await
 }
 
 impl Node {

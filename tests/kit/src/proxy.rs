@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
 use crate::entra::{self, Entra};
-use crate::https::{self, Server, Sni};
+use crate::fault::{self, Faults};
+use crate::https::{self, ConnectionKiller, Server, Sni};
 use crate::tls::TestCa;
 
 /// One request as the proxy saw it.
@@ -26,6 +27,7 @@ pub struct ProxyRecord {
 pub struct TokenProxy {
     pub sni: String,
     entra: Arc<Entra>,
+    pub faults: Faults,
     log: Mutex<Vec<ProxyRecord>>,
 }
 
@@ -54,6 +56,7 @@ impl TokenProxy {
         let proxy = Arc::new(TokenProxy {
             sni: sni.to_string(),
             entra,
+            faults: Faults::default(),
             log: Mutex::default(),
         });
         let ca = TestCa::new("cluster CA");
@@ -81,6 +84,7 @@ async fn token(
     State(proxy): State<Arc<TokenProxy>>,
     Path(tenant): Path<String>,
     Extension(sni): Extension<Sni>,
+    Extension(killer): Extension<ConnectionKiller>,
     headers: HeaderMap,
     uri: Uri,
     body: String,
@@ -92,6 +96,9 @@ async fn token(
         .to_string();
     let response = if sni.0.as_deref() != Some(proxy.sni.as_str()) {
         (StatusCode::FORBIDDEN, "unexpected server name\n").into_response()
+    } else if let Some(f) = proxy.faults.enter("token").await {
+        let body = serde_json::json!({"error": "temporarily_unavailable", "error_description": "injected fault"});
+        fault::apply(f, Some(&killer), body).await
     } else {
         let form = entra::url_decode(&body);
         let client_id = form.get("client_id").cloned().unwrap_or_default();
