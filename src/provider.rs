@@ -25,6 +25,8 @@ use crate::retry::Deadline;
 
 /// The driver's default gRPC receive limit; a larger response would fail there, less clearly.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// The API server's limit on a Secret, which `secretObjects` sync builds from the files.
+const KUBERNETES_SECRET_BYTES: usize = 1024 * 1024;
 
 /// Settings of the mount path, from flags.
 #[derive(Debug, Clone)]
@@ -310,6 +312,9 @@ impl Provider {
         let total: usize = files.iter().map(|f| f.contents.len() + f.path.len()).sum();
         if total > MAX_RESPONSE_BYTES - 64 * 1024 {
             return Err(MountError::TooLarge(total));
+        }
+        if total > KUBERNETES_SECRET_BYTES {
+            tracing::warn!(pod = %summary.pod, namespace = %summary.namespace, spc = %summary.spc, bytes = total, "the files of this mount total more than 1 MiB: the driver warns too, and a Kubernetes Secret synced from them (secretObjects) would be refused");
         }
         Ok(Mounted {
             spec_summary: summary,

@@ -247,3 +247,64 @@ async fn key_vault_errors_name_object_vault_and_fix() {
         .expect("second failure listed");
     assert!(a < b, "{got}");
 }
+
+#[tokio::test]
+async fn hostile_sizes_and_shapes_are_refused_quickly_and_clearly() {
+    let env = Env::start().await;
+    let sp =
+        |objects: &str| Request::new(env.params(objects)).service_principal(SP_CLIENT, SP_SECRET);
+    let many = vec!["objectName: api-key\nobjectType: secret"; 1001];
+    assert_eq!(
+        error_of(&env, &sp(&objects(&many))).await,
+        "failed to mount objects, error: objects lists 1001 objects: at most 1000 are allowed in one SecretProviderClass"
+    );
+    let long = format!(
+        "objectName: api-key\nobjectType: secret\nobjectAlias: {}",
+        "a".repeat(5000)
+    );
+    assert!(error_of(&env, &sp(&objects(&[&long])))
+        .await
+        .ends_with("file name must be at most 4096 bytes long"));
+    let deep = format!(
+        "objectName: api-key\nobjectType: secret\nobjectAlias: {}",
+        "a/".repeat(2100) + "a"
+    );
+    assert!(error_of(&env, &sp(&objects(&[&deep])))
+        .await
+        .contains("file name must be at most 4096 bytes long"));
+    // A YAML alias bomb ("billion laughs") in objects is refused, not expanded.
+    let bomb = "array: &a [&b [&c [x, x, x, x, x, x, x, x], *c, *c, *c, *c, *c, *c, *c], *b, *b, *b, *b, *b, *b, *b]\nmore: [*a, *a, *a, *a, *a, *a, *a, *a, *a]";
+    let e = error_of(&env, &sp(bomb)).await;
+    assert!(
+        e.starts_with("failed to mount objects, error: failed to yaml unmarshal objects")
+            || e.contains("unmarshal failed for keyVaultObjects"),
+        "{e}"
+    );
+    // Deep nesting in the attributes JSON.
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let mut req = sp(&secret("api-key")).build();
+    req.attributes = nested;
+    let status = env.mount(req).await.unwrap_err();
+    assert!(
+        status
+            .message()
+            .starts_with("failed to unmarshal attributes, error: "),
+        "{}",
+        status.message()
+    );
+    // A request above the provider's gRPC receive limit is refused by the transport.
+    let mut req = sp(&secret("api-key")).build();
+    req.secrets = format!("{{\"pad\": \"{}\"}}", "x".repeat(5 << 20));
+    let status = env.mount(req).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        tonic::Code::OutOfRange,
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("message length too large"));
+    // Still serving.
+    env.mount(sp(&secret("api-key")).build())
+        .await
+        .expect("the provider still serves");
+}

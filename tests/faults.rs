@@ -121,13 +121,12 @@ async fn a_slow_vault_hits_the_mount_deadline_not_the_kubelet_timeout() {
     let started = Instant::now();
     let err = env.mount(two_secrets(&env).build()).await.unwrap_err();
     let elapsed = started.elapsed();
+    // Outbound calls stop a quarter before the deadline, so the error names what was pending.
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     assert!(
-        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(5),
-        "{elapsed:?}"
-    );
-    assert!(
-        err.message()
-            .contains("did not finish within 2s (--mount-timeout)"),
+        err.message().contains("objectName:api-key")
+            && err.message().contains("objectName:db-password")
+            && err.message().contains("operation timed out"),
         "{}",
         err.message()
     );
@@ -187,6 +186,17 @@ async fn responses_over_the_driver_limit_fail_clearly() {
         "{}",
         err.message()
     );
+    // Two fit the driver's limit, with a warning that a Secret synced from them would not.
+    let two = env
+        .mount(
+            Request::new(env.params(&objects(&items[..2])))
+                .service_principal(SP_CLIENT, SP_SECRET)
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(two.files.len(), 2);
+    assert!(env.provider.logs().contains("would be refused"));
     // One such object alone is fine.
     let resp = env
         .mount(

@@ -1,11 +1,13 @@
 //! Load: 1,000 concurrent mounts of 10 objects over one client connection (the driver multiplexes
 //! every pod on one connection), against fakes with latency, for 10 rounds. Every mount succeeds,
-//! and open file descriptors and memory return to their baseline: nothing leaks per mount.
+//! and open file descriptors and memory return to their baseline: nothing leaks per mount. And a
+//! crash in the middle of such a load loses nothing the driver cannot retry.
 
 mod common;
 
 use std::time::Duration;
 
+use akv_csi_provider::proto::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
 use common::*;
 
 const ROUNDS: usize = 10;
@@ -81,4 +83,62 @@ async fn thousand_concurrent_mounts_for_ten_rounds_without_leaks() {
     let late = samples[ROUNDS - 3..].iter().map(|s| s.1).min().unwrap();
     assert!(late <= early + 16 * 1024, "RSS keeps growing: {samples:?}");
     assert_eq!(env.azure.entra.request_count(), 1);
+}
+
+/// The provider crashes (SIGKILL) with 200 mounts in flight and the DaemonSet restarts it on the
+/// same socket: every interrupted mount fails as a whole (no response with some of its files),
+/// and the driver's retry against the restarted provider succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_load_loses_nothing_the_driver_cannot_retry() {
+    // No object cache: every mount really waits on Key Vault.
+    let mut env = Env::start_with(&standard_seed(), &["--object-cache-ttl=0"]).await;
+    env.azure
+        .keyvault
+        .faults
+        .set_latency(Duration::from_millis(500));
+    let req = Request::new(env.params(&objects(&[
+        "objectName: api-key\nobjectType: secret",
+        "objectName: db-password\nobjectType: secret",
+    ])))
+    .service_principal(SP_CLIENT, SP_SECRET)
+    .build();
+    let mounts: Vec<_> = (0..200)
+        .map(|_| {
+            let (mut client, req) = (env.client.clone(), req.clone());
+            tokio::spawn(async move { client.mount(req).await })
+        })
+        .collect();
+    // Crash while Key Vault requests are waiting out their latency.
+    while env.azure.keyvault.faults.total() < 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    env.provider
+        .crash_and_restart()
+        .await
+        .expect("restarts over its stale socket");
+
+    let mut interrupted = 0;
+    for m in mounts {
+        match m.await.unwrap() {
+            Ok(resp) => assert_eq!(resp.into_inner().files.len(), 2, "all files or none"),
+            Err(status) => {
+                assert_ne!(status.code(), tonic::Code::Ok);
+                interrupted += 1;
+            }
+        }
+    }
+    assert!(interrupted > 0, "the crash interrupted mounts in flight");
+    // The driver dials the socket again for its retries.
+    env.azure.keyvault.faults.set_latency(Duration::ZERO);
+    let client = CsiDriverProviderClient::new(env.provider.channel().await.unwrap());
+    let retries: Vec<_> = (0..interrupted)
+        .map(|_| {
+            let (mut client, req) = (client.clone(), req.clone());
+            tokio::spawn(async move { client.mount(req).await })
+        })
+        .collect();
+    for retry in retries {
+        let resp = retry.await.unwrap().expect("the retry succeeds");
+        assert_eq!(resp.into_inner().files.len(), 2);
+    }
 }

@@ -111,16 +111,33 @@ pub struct Env {
     pub client: CsiDriverProviderClient<Channel>,
 }
 
-/// Every test is a leak test: when an environment goes away, its provider's logs (JSON, -v=5)
-/// must not contain any credential or secret the test used.
+/// Every test is a leak test: no credential or secret a test used may appear in an error the
+/// provider returns ([`Env::mount`]), nor, when the environment goes away, in its logs (JSON,
+/// -v=5) or its metrics.
 impl Drop for Env {
     fn drop(&mut self) {
         if std::thread::panicking() {
             return;
         }
-        let logs = self.provider.logs();
-        // A set: a load test serves the same values thousands of times, over megabytes of logs.
-        let mut radioactive: std::collections::BTreeSet<String> = [
+        self.assert_clean("logs", &self.provider.logs());
+        let metrics = self.metrics_now();
+        let running = self
+            .provider
+            .pid()
+            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        assert!(
+            metrics.contains("# HELP") || !running,
+            "the metrics of a running provider could not be read"
+        );
+        self.assert_clean("metrics", &metrics);
+    }
+}
+
+impl Env {
+    /// Every secret value and credential the fakes know or served, and the test constants.
+    /// A set: a load test serves the same values thousands of times.
+    fn radioactive(&self) -> std::collections::BTreeSet<String> {
+        let mut values: std::collections::BTreeSet<String> = [
             SP_SECRET,
             NO_ACCESS_SECRET,
             DB_PASSWORD,
@@ -130,10 +147,14 @@ impl Drop for Env {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        radioactive.extend(self.azure.entra.issuer.minted());
-        radioactive.extend(self.azure.tokens.all());
-        radioactive.extend(self.azure.keyvault.served_values());
-        for value in radioactive {
+        values.extend(self.azure.entra.issuer.minted());
+        values.extend(self.azure.tokens.all());
+        values.extend(self.azure.keyvault.served_values());
+        values
+    }
+
+    fn assert_clean(&self, what: &str, text: &str) {
+        for value in self.radioactive() {
             // Short values (a version number, "v1") would match unrelated text.
             if value.len() < 12 {
                 continue;
@@ -144,10 +165,25 @@ impl Drop for Env {
                 value.as_str()
             };
             assert!(
-                !logs.contains(probe),
-                "a secret or token reached the provider's logs: {probe}"
+                !text.contains(probe),
+                "a secret or token reached the provider's {what}: {probe}"
             );
         }
+    }
+
+    /// `/metrics`, fetched without an async runtime (for `Drop`); empty if the provider is gone.
+    fn metrics_now(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut stream) =
+            std::net::TcpStream::connect(("127.0.0.1", self.provider.metrics_port))
+        else {
+            return String::new();
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
     }
 }
 
@@ -210,7 +246,11 @@ impl Env {
     }
 
     pub async fn mount(&self, req: MountRequest) -> Result<MountResponse, tonic::Status> {
-        self.client.clone().mount(req).await.map(|r| r.into_inner())
+        let result = self.client.clone().mount(req).await.map(|r| r.into_inner());
+        if let Err(status) = &result {
+            self.assert_clean("errors", status.message());
+        }
+        result
     }
 }
 

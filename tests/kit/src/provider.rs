@@ -14,6 +14,8 @@ use tonic::transport::{Channel, Endpoint};
 /// A running provider; killed when dropped.
 pub struct ProviderProcess {
     child: tokio::process::Child,
+    /// What was started, to start it again after a crash.
+    command: (PathBuf, Vec<String>),
     dir: tempfile::TempDir,
     socket: PathBuf,
     log: PathBuf,
@@ -57,23 +59,19 @@ impl ProviderProcess {
         verbosity: &str,
     ) -> std::io::Result<ProviderProcess> {
         let log = dir.path().join("provider.log");
-        let log_file = std::fs::File::create(&log)?;
-        let child = tokio::process::Command::new(binary)
-            .arg(format!("--endpoint=unix://{}", socket.display()))
-            .args([
-                "--healthz-port=0",
-                "--prometheus-port=0",
-                verbosity,
-                "--log-format-json",
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true)
-            .spawn()?;
+        let mut argv = vec![
+            format!("--endpoint=unix://{}", socket.display()),
+            "--healthz-port=0".to_string(),
+            "--prometheus-port=0".to_string(),
+            verbosity.to_string(),
+            "--log-format-json".to_string(),
+        ];
+        argv.extend(args.iter().cloned());
+        let command = (binary.to_path_buf(), argv);
+        let child = launch(&command, &log)?;
         let mut process = ProviderProcess {
             child,
+            command,
             dir,
             socket,
             log,
@@ -84,6 +82,16 @@ impl ProviderProcess {
         Ok(process)
     }
 
+    /// Kills the process as a crash or an OOM kill would (SIGKILL: no cleanup, the socket file
+    /// stays) and starts it again with the same arguments, as the DaemonSet restarts it.
+    pub async fn crash_and_restart(&mut self) -> std::io::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        std::fs::rename(&self.log, self.log.with_extension("log.1"))?;
+        self.child = launch(&self.command, &self.log)?;
+        self.wait_listening().await
+    }
+
     async fn wait_listening(&mut self) -> std::io::Result<()> {
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait()? {
@@ -92,7 +100,8 @@ impl ProviderProcess {
                     self.logs()
                 )));
             }
-            for line in self.logs().lines() {
+            let current = std::fs::read_to_string(&self.log).unwrap_or_default();
+            for line in current.lines() {
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
                     continue;
                 };
@@ -124,9 +133,10 @@ impl ProviderProcess {
         self.dir.path()
     }
 
-    /// Everything the provider logged so far.
+    /// Everything the provider logged so far (before a restart too).
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let before = std::fs::read_to_string(self.log.with_extension("log.1")).unwrap_or_default();
+        before + &std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// A gRPC channel to the provider's socket, as the driver dials it.
@@ -159,6 +169,16 @@ impl ProviderProcess {
     pub async fn healthz(&self) -> std::io::Result<(u16, String)> {
         http_get(self.healthz_port, "/healthz").await
     }
+}
+
+fn launch(command: &(PathBuf, Vec<String>), log: &Path) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new(&command.0)
+        .args(&command.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(log)?))
+        .kill_on_drop(true)
+        .spawn()
 }
 
 /// Connects to a provider socket with authority `localhost`, as the driver does.
