@@ -167,13 +167,7 @@ async fn fifty_concurrent_mounts_make_one_token_request() {
         m.await.unwrap().expect("mount succeeds");
     }
     assert_eq!(env.azure.entra.request_count(), 1);
-    let gets = env
-        .azure
-        .keyvault
-        .requests()
-        .iter()
-        .filter(|r| r.status == 200)
-        .count();
+    let gets = env.azure.keyvault.served_requests();
     assert_eq!(
         gets, 1,
         "and one Key Vault GET: the object is shared by identical credentials"

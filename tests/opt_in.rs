@@ -468,13 +468,7 @@ async fn objects_come_from_several_vaults_in_parallel() {
         ],
         "the SPC's own vault keeps the Go provider's ids, whatever the case"
     );
-    let vaults: std::collections::BTreeSet<String> = env
-        .azure
-        .keyvault
-        .requests()
-        .iter()
-        .map(|r| r.vault.clone())
-        .collect();
+    let vaults = env.azure.keyvault.vaults_asked();
     assert_eq!(
         vaults,
         ["kv-other".to_string(), "kv-test".to_string()].into()
@@ -569,6 +563,32 @@ async fn every_object_may_name_its_vault_and_errors_name_the_vault() {
 }
 
 #[tokio::test]
+async fn another_vault_with_history_optional_and_json_paths() {
+    let env = env().await;
+    let resp = mount(
+        &env,
+        &[
+            "objectName: shared\nobjectType: secret\nkeyvaultName: kv-other\nobjectVersionHistory: 3",
+            "objectName: absent\nobjectType: secret\nkeyvaultName: kv-other\noptional: true",
+            "objectName: config\nobjectType: secret\njsonOnly: true\njsonPaths: [{path: port, objectAlias: port}]",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(paths(&resp), ["shared/0", "port"]);
+    assert_eq!(resp.files[0].contents, OTHER_SHARED.as_bytes());
+    let ids: Vec<String> = versions(&resp).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        ids,
+        [
+            "kv-other/secret/shared/0",
+            "secret/config/jsonPaths/port",
+            "kv-other/secret/absent"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn the_object_cache_keeps_vaults_apart() {
     let env = env().await;
     for _ in 0..2 {
@@ -584,12 +604,6 @@ async fn the_object_cache_keeps_vaults_apart() {
         assert_eq!(files(&resp)["api-key"].1, API_KEY.as_bytes());
         assert_eq!(files(&resp)["other"].1, b"other-api-key-value");
     }
-    let gets = env
-        .azure
-        .keyvault
-        .requests()
-        .iter()
-        .filter(|r| r.status == 200)
-        .count();
+    let gets = env.azure.keyvault.served_requests();
     assert_eq!(gets, 2, "the second mount was served from the cache");
 }

@@ -38,13 +38,7 @@ async fn hundred_pods_sharing_one_identity() {
             10
         );
     }
-    let gets = env
-        .azure
-        .keyvault
-        .requests()
-        .iter()
-        .filter(|r| r.status == 200)
-        .count();
+    let gets = env.azure.keyvault.served_requests();
     assert!(
         gets <= 10,
         "{gets} GETs for 100 pods x 10 objects (4 distinct)"
@@ -74,13 +68,7 @@ async fn hundred_pods_with_their_own_identities_share_nothing() {
         100,
         "one exchange per service-account token"
     );
-    let gets = env
-        .azure
-        .keyvault
-        .requests()
-        .iter()
-        .filter(|r| r.status == 200)
-        .count();
+    let gets = env.azure.keyvault.served_requests();
     assert_eq!(
         gets, 400,
         "4 distinct objects per pod, nothing shared across credentials"

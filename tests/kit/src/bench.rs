@@ -223,13 +223,7 @@ pub async fn run(binary: &Path) {
     for t in tasks {
         t.await.expect("task");
     }
-    let gets = bench
-        .azure
-        .keyvault
-        .requests()
-        .iter()
-        .filter(|r| r.status == 200)
-        .count();
+    let gets = bench.azure.keyvault.served_requests();
     println!("  100 pods x 10 objects, one identity:      {gets} GETs, {} token request(s)  (Go provider: 1000 GETs + 100 challenges, 100 tokens)", bench.azure.entra.request_count());
     bench.azure.keyvault.reset_log();
     let before = bench.azure.entra.request_count();
@@ -245,13 +239,7 @@ pub async fn run(binary: &Path) {
     for t in tasks {
         t.await.expect("task");
     }
-    let gets = bench
-        .azure
-        .keyvault
-        .requests()
-        .iter()
-        .filter(|r| r.status == 200)
-        .count();
+    let gets = bench.azure.keyvault.served_requests();
     println!(
         "  100 pods x 10 objects, 100 identities:    {gets} GETs, {} token request(s)",
         bench.azure.entra.request_count() - before

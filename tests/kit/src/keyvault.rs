@@ -112,6 +112,26 @@ impl KeyVault {
         self.log.lock().unwrap().clone()
     }
 
+    /// Requests answered 200: objects and listings actually served.
+    pub fn served_requests(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.status == 200)
+            .count()
+    }
+
+    /// The vaults that were asked anything.
+    pub fn vaults_asked(&self) -> std::collections::BTreeSet<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.vault.clone())
+            .collect()
+    }
+
     /// GETs of objects and listings (challenges excluded).
     pub fn object_requests(&self) -> usize {
         self.log
