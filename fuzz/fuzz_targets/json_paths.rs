@@ -12,7 +12,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(path) = JsonPath::parse(path) else {
         return;
     };
-    if let Ok(doc) = serde_json::from_str::<serde_json::Value>(doc) {
-        let _ = path.select(&doc);
+    if let Ok(doc) = serde_json::from_str::<&serde_json::value::RawValue>(doc) {
+        if let Ok(value) = path.select(doc) {
+            let _ = akv_csi_provider::request::json_path::file_contents(value);
+        }
     }
 });

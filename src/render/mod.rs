@@ -15,7 +15,7 @@ pub use jwk::JwkError;
 pub use pfx::PfxError;
 
 use crate::keyvault::{CertificateBundle, KeyBundle, SecretBundle};
-use crate::request::json_path::SelectError;
+use crate::request::json_path::{self, SelectError};
 use crate::request::{ObjectEncoding, ObjectFormat, ObjectSpec};
 
 /// Flags that change how objects are written.
@@ -162,7 +162,7 @@ pub fn render(
 /// The files `jsonPaths` select from a secret's content, as (path, mode, contents): strings raw,
 /// any other value as compact JSON; the mode is the entry's own, else the object's.
 fn json_files(target: &Target, content: &[u8]) -> Result<Vec<(String, u32, Vec<u8>)>, RenderError> {
-    let doc: serde_json::Value = serde_json::from_slice(content)
+    let doc: &serde_json::value::RawValue = serde_json::from_slice(content)
         .map_err(|e| RenderError::NotJson(crate::request::json_error(&e)))?;
     target
         .object
@@ -171,15 +171,12 @@ fn json_files(target: &Target, content: &[u8]) -> Result<Vec<(String, u32, Vec<u
         .map(|selection| {
             let value = selection
                 .path
-                .select(&doc)
+                .select(doc)
                 .map_err(|problem| RenderError::JsonPath {
                     path: selection.path.as_str().to_string(),
                     problem,
                 })?;
-            let contents = match value {
-                serde_json::Value::String(text) => text.as_bytes().to_vec(),
-                other => other.to_string().into_bytes(),
-            };
+            let contents = json_path::file_contents(value);
             let path = match target.history {
                 Some(i) => format!("{}/{i}", selection.file_name),
                 None => selection.file_name.clone(),

@@ -5,9 +5,14 @@
 //! contain `.` or `[` (`labels["app.kubernetes.io/name"]`; inside double quotes `\"` and `\\`
 //! escape). No wildcards or filters: one path selects one value.
 //!
+//! Selection works on the secret's own text: the selected value is returned as written, so a
+//! number keeps its exact digits (`1e3`, a 30-digit id) instead of passing through a float.
+//!
 //! Errors name the path and the step that failed, never a value of the secret.
 
-use serde_json::Value;
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,29 +110,43 @@ impl JsonPath {
         &self.text
     }
 
-    /// The value the path selects in `root`.
-    pub fn select<'v>(&self, root: &'v Value) -> Result<&'v Value, SelectError> {
+    /// The value the path selects in `root`, a valid JSON document.
+    pub fn select<'v>(&self, root: &'v RawValue) -> Result<&'v RawValue, SelectError> {
         let mut current = root;
         for (n, step) in self.steps.iter().enumerate() {
             let at = || self.prefix(n);
-            current = match (step, current) {
-                (Step::Key(key), Value::Object(map)) => {
-                    map.get(key).ok_or_else(|| SelectError::NoKey {
+            let found = type_name(current);
+            // `current` is part of a document that parsed, so these parses cannot fail; a
+            // duplicate key resolves to its last value, as everywhere in serde_json.
+            current = match (step, found) {
+                (Step::Key(key), "an object") => {
+                    let map: HashMap<String, &'v RawValue> =
+                        serde_json::from_str(current.get()).map_err(|_| SelectError::NoKey {
+                            key: key.clone(),
+                            at: at(),
+                        })?;
+                    *map.get(key).ok_or_else(|| SelectError::NoKey {
                         key: key.clone(),
                         at: at(),
                     })?
                 }
-                (Step::Index(index), Value::Array(items)) => {
-                    items.get(*index).ok_or_else(|| SelectError::OutOfRange {
+                (Step::Index(index), "an array") => {
+                    let items: Vec<&'v RawValue> = serde_json::from_str(current.get())
+                        .map_err(|_| SelectError::OutOfRange {
+                            index: *index,
+                            at: at(),
+                            len: 0,
+                        })?;
+                    *items.get(*index).ok_or_else(|| SelectError::OutOfRange {
                         index: *index,
                         at: at(),
                         len: items.len(),
                     })?
                 }
-                (step, other) => {
+                (step, found) => {
                     return Err(SelectError::WrongType {
                         at: at(),
-                        found: type_name(other),
+                        found,
                         wanted: match step {
                             Step::Key(_) => "an object",
                             Step::Index(_) => "an array",
@@ -164,15 +183,42 @@ fn plain(key: &str) -> bool {
     !key.is_empty() && !key.contains(['.', '[', ']', '"', '\''])
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// The JSON type of a value, from its first character.
+fn type_name(v: &RawValue) -> &'static str {
+    match v.get().trim_start().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
     }
+}
+
+/// What a selected value is written as: a string's text, any other value's JSON without
+/// insignificant whitespace (its numbers, escapes and key order as the secret has them).
+pub fn file_contents(value: &RawValue) -> Vec<u8> {
+    if let Ok(text) = serde_json::from_str::<String>(value.get()) {
+        return text.into_bytes();
+    }
+    let mut out = Vec::with_capacity(value.get().len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in value.get().as_bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            continue;
+        }
+        out.push(b);
+    }
+    out
 }
 
 /// Parses `[…]` starting at `open`; returns the step and the index after `]`.
@@ -216,7 +262,6 @@ fn bracket(text: &str, open: usize) -> Result<(Step, usize), SyntaxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn steps(text: &str) -> Vec<Step> {
         JsonPath::parse(text).unwrap().steps
@@ -269,13 +314,23 @@ mod tests {
 
     #[test]
     fn selection() {
-        let doc =
-            json!({"db": {"password": "pw", "port": 5432}, "users": [{"name": "ann"}], "a.b": 1});
-        let sel = |t: &str| JsonPath::parse(t).unwrap().select(&doc).cloned();
-        assert_eq!(sel("db.password"), Ok(json!("pw")));
-        assert_eq!(sel("users[0].name"), Ok(json!("ann")));
-        assert_eq!(sel("[\"a.b\"]"), Ok(json!(1)));
-        assert_eq!(sel("db"), Ok(json!({"password": "pw", "port": 5432})));
+        let doc = r#"{"db": {"password": "pw", "port": 5432}, "users": [{"name": "ann"}], "a.b": 1,
+            "id": 123456789012345678901234567890, "f": 1e3, "esc": "a\"b\u00e9", "ws": [ 1 , { "k" : "v w" } ]}"#;
+        let doc: &RawValue = serde_json::from_str(doc).unwrap();
+        let sel = |t: &str| {
+            JsonPath::parse(t)
+                .unwrap()
+                .select(doc)
+                .map(|v| String::from_utf8(file_contents(v)).unwrap())
+        };
+        assert_eq!(sel("db.password").unwrap(), "pw");
+        assert_eq!(sel("users[0].name").unwrap(), "ann");
+        assert_eq!(sel("[\"a.b\"]").unwrap(), "1");
+        assert_eq!(sel("db").unwrap(), r#"{"password":"pw","port":5432}"#);
+        assert_eq!(sel("id").unwrap(), "123456789012345678901234567890");
+        assert_eq!(sel("f").unwrap(), "1e3");
+        assert_eq!(sel("esc").unwrap(), "a\"bé");
+        assert_eq!(sel("ws").unwrap(), r#"[1,{"k":"v w"}]"#);
         assert_eq!(
             sel("db.user").unwrap_err().to_string(),
             "no key \"user\" in the object at \"db\""

@@ -126,8 +126,9 @@ impl Drop for Env {
             .pid()
             .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
         assert!(
-            metrics.contains("# HELP") || !running,
-            "the metrics of a running provider could not be read"
+            metrics.contains("# EOF") || !running,
+            "the metrics of a running provider could not be read (port {}): {metrics:?}",
+            self.provider.metrics_port
         );
         self.assert_clean("metrics", &metrics);
     }
