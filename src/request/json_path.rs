@@ -116,27 +116,20 @@ impl JsonPath {
         for (n, step) in self.steps.iter().enumerate() {
             let at = || self.prefix(n);
             let found = type_name(current);
-            // `current` is part of a document that parsed, so these parses cannot fail; a
-            // duplicate key resolves to its last value, as everywhere in serde_json.
+            // `current` is part of a document that parsed, so these parses succeed; a duplicate
+            // key resolves to its last value, as everywhere in serde_json.
             current = match (step, found) {
                 (Step::Key(key), "an object") => {
                     let map: HashMap<String, &'v RawValue> =
-                        serde_json::from_str(current.get()).map_err(|_| SelectError::NoKey {
-                            key: key.clone(),
-                            at: at(),
-                        })?;
+                        serde_json::from_str(current.get()).unwrap_or_default();
                     *map.get(key).ok_or_else(|| SelectError::NoKey {
                         key: key.clone(),
                         at: at(),
                     })?
                 }
                 (Step::Index(index), "an array") => {
-                    let items: Vec<&'v RawValue> = serde_json::from_str(current.get())
-                        .map_err(|_| SelectError::OutOfRange {
-                            index: *index,
-                            at: at(),
-                            len: 0,
-                        })?;
+                    let items: Vec<&'v RawValue> =
+                        serde_json::from_str(current.get()).unwrap_or_default();
                     *items.get(*index).ok_or_else(|| SelectError::OutOfRange {
                         index: *index,
                         at: at(),
