@@ -284,7 +284,9 @@ fn check_spc(manifest: &Manifest, r: &mut Report) {
                         if o.json_only && o.has_alias {
                             r.warn(format!("spec.parameters.objects[{i}].jsonOnly"), format!("the whole secret is still written, as {:?}, because objectAlias is set: remove objectAlias to write only the jsonPaths files", o.file_name));
                         }
-                        files.add(&o);
+                        for path in files.add(&o) {
+                            r.warn(format!("spec.parameters.objects[{i}]"), format!("{path:?} is also written by an earlier object: the driver keeps only one of them (give one an objectAlias)"));
+                        }
                     }
                 }
             }
@@ -304,7 +306,8 @@ struct Files {
 }
 
 impl Files {
-    fn add(&mut self, o: &ObjectSpec) {
+    /// Adds an object's files; returns those an earlier object already writes.
+    fn add(&mut self, o: &ObjectSpec) -> Vec<String> {
         let layout = |name: &str| match o.history {
             0 | 1 => vec![name.to_string()],
             n => (0..n).map(|v| format!("{name}/{v}")).collect(),
@@ -322,7 +325,10 @@ impl Files {
         if o.optional {
             self.optional.extend(names.iter().cloned());
         }
-        self.all.extend(names);
+        names
+            .into_iter()
+            .filter(|name| !self.all.insert(name.clone()))
+            .collect()
     }
 }
 
@@ -575,12 +581,19 @@ spec:
             "jsonOnly drops the whole secret: {text:#?}"
         );
         assert!(has("spec.parameters.objects[2]: failed to get objectType:secret, objectName:all, objectVersion:: jsonPaths[0] path \"a[\" is not valid"), "{text:#?}");
-        let (_, findings) = lint(&spc.replace("\"a[\"", "a")).unwrap();
+        let fixed = spc
+            .replace("\"a[\"", "a")
+            .replace("objectAlias: all.json", "objectAlias: db/user");
+        let (_, findings) = lint(&fixed).unwrap();
+        let text: Vec<String> = findings.iter().map(ToString::to_string).collect();
+        let has = |needle: &str| text.iter().any(|t| t.contains(needle));
         assert!(
-            findings.iter().any(|f| f.to_string().contains(
-                "objects[2].jsonOnly: the whole secret is still written, as \"all.json\""
-            )),
-            "{findings:#?}"
+            has("objects[2].jsonOnly: the whole secret is still written, as \"db/user\""),
+            "{text:#?}"
+        );
+        assert!(
+            has("objects[2]: \"db/user\" is also written by an earlier object"),
+            "{text:#?}"
         );
         let (_, findings) = lint(&spc.replace("          keyvaultName: kv-a\n", "")).unwrap();
         assert!(findings
