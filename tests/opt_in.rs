@@ -568,7 +568,7 @@ async fn another_vault_with_history_optional_and_json_paths() {
     let resp = mount(
         &env,
         &[
-            "objectName: shared\nobjectType: secret\nkeyvaultName: kv-other\nobjectVersionHistory: 3",
+            "objectName: shared\nobjectType: secret\nkeyvaultName: KV-Other\nobjectVersionHistory: 3",
             "objectName: absent\nobjectType: secret\nkeyvaultName: kv-other\noptional: true",
             "objectName: config\nobjectType: secret\njsonOnly: true\njsonPaths: [{path: port, objectAlias: port}]",
         ],

@@ -416,7 +416,8 @@ fn validate(raw: RawObject) -> Result<ObjectSpec, ObjectError> {
                     vault.escape_debug().to_string(),
                 )));
             }
-            Some(vault.to_string())
+            // Vault names are case-insensitive; one spelling keeps ids and caches consistent.
+            Some(vault.to_ascii_lowercase())
         }
     };
     let json = json_selections(raw.json_paths.unwrap_or_default()).map_err(fail)?;
