@@ -231,8 +231,12 @@ fn main() -> ExitCode {
         println!("{{\"version\":\"{}\"}}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    // File reads (cloud environment files, the cluster CA) and DNS lookups run on tokio's
+    // blocking pool; a burst of mounts would otherwise start a thread (and a malloc arena) for
+    // each. They take microseconds to milliseconds, so a few threads serve any burst.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(8)
         .build()
         .expect("tokio runtime");
     let result = match cli.command {
