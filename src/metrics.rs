@@ -61,7 +61,7 @@ pub struct CacheLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct VaultLabels {
+pub struct ObjectTypeLabels {
     pub object_type: &'static str,
 }
 
@@ -72,9 +72,9 @@ pub struct Metrics {
     pub grpc_request: Family<GrpcLabels, Histogram, fn() -> Histogram>,
     pub token_requests: Family<TokenLabels, Counter>,
     pub cache_lookups: Family<CacheLabels, Counter>,
-    pub keyvault_retries: Family<VaultLabels, Counter>,
-    pub keyvault_throttled: Family<VaultLabels, Counter>,
-    pub optional_skipped: Family<VaultLabels, Counter>,
+    pub keyvault_retries: Family<ObjectTypeLabels, Counter>,
+    pub keyvault_throttled: Family<ObjectTypeLabels, Counter>,
+    pub optional_skipped: Family<ObjectTypeLabels, Counter>,
 }
 
 pub const PROVIDER: &str = "azure";

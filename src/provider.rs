@@ -15,7 +15,7 @@ use crate::cloud::Cloud;
 use crate::identity::{AccessToken, IdentityConfig, IdentityError, TokenRequest, Tokens};
 use crate::keyvault::VersionItem;
 use crate::keyvault::{Authenticator, KeyVault, KvError, Vault};
-use crate::metrics::{CacheLabels, Metrics, VaultLabels};
+use crate::metrics::{CacheLabels, Metrics, ObjectTypeLabels};
 use crate::net::{self, NetConfig, NetError};
 use crate::render::{self, Fetched, RenderError, RenderOptions, RenderedFile, Target};
 use crate::request::{
@@ -127,8 +127,7 @@ impl ObjectCause {
     fn absence(&self) -> Option<&'static str> {
         match self {
             ObjectCause::KeyVault(e) => match **e {
-                // A vault that does not exist is a configuration error, not an absent object.
-                KvError::NotFound { ref code, .. } if code != "VaultNotFound" => Some("not found"),
+                KvError::NotFound { .. } => Some("not found"),
                 KvError::Disabled { .. } => Some("disabled"),
                 _ => None,
             },
@@ -430,7 +429,7 @@ impl Provider {
                     Some(reason) => {
                         self.metrics
                             .optional_skipped
-                            .get_or_create(&VaultLabels {
+                            .get_or_create(&ObjectTypeLabels {
                                 object_type: object.object_type.as_str(),
                             })
                             .inc();

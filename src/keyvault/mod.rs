@@ -24,7 +24,7 @@ pub use models::{
 };
 
 use crate::identity::{AccessToken, IdentityError};
-use crate::metrics::{self, KeyVaultLabels, Metrics, VaultLabels};
+use crate::metrics::{self, KeyVaultLabels, Metrics, ObjectTypeLabels};
 use crate::net;
 use crate::request::ObjectType;
 use crate::retry::{self, Backoff, Deadline};
@@ -198,7 +198,7 @@ impl KeyVault {
         if status == 429 {
             self.metrics
                 .keyvault_throttled
-                .get_or_create(&VaultLabels {
+                .get_or_create(&ObjectTypeLabels {
                     object_type: kind.as_str(),
                 })
                 .inc();
@@ -208,7 +208,7 @@ impl KeyVault {
     fn count_retry(&self, kind: ObjectType) {
         self.metrics
             .keyvault_retries
-            .get_or_create(&VaultLabels {
+            .get_or_create(&ObjectTypeLabels {
                 object_type: kind.as_str(),
             })
             .inc();
@@ -546,7 +546,9 @@ fn status_error(
     let message = error_message(body);
     let vault_name = vault.name.clone();
     match status {
-        404 => KvError::NotFound {
+        // A vault that does not exist is a configuration error, not a missing object (an
+        // `optional` object must not hide it).
+        404 if code != "VaultNotFound" => KvError::NotFound {
             kind: noun(kind),
             name: name.to_string(),
             vault: vault_name,
