@@ -123,24 +123,29 @@ pub fn render(
     match fetched {
         Fetched::Secret(secret) => {
             let files = secret_files(target, secret, options)?;
+            // The main file comes last; its content is what the pod would read.
+            let (_, content) = files.last().expect("a secret always has its main file");
+            let selected = match target.object.json.is_empty() {
+                true => Vec::new(),
+                false => json_files(target, content)?,
+            };
             let mut out = Vec::new();
-            if !target.object.json.is_empty() {
-                // The main file comes last; its content is what the pod would read.
-                let (_, content) = files.last().expect("a secret always has its main file");
-                for (path, mode, contents) in json_files(target, content)? {
-                    out.push(RenderedFile {
+            if target.object.writes_whole() {
+                out.extend(
+                    files.into_iter().map(|(suffix, contents)| {
+                        file(format!("{}{suffix}", target.path), contents)
+                    }),
+                );
+            }
+            out.extend(
+                selected
+                    .into_iter()
+                    .map(|(path, mode, contents)| RenderedFile {
                         uid: format!("{}/jsonPaths/{path}", target.object.uid()),
                         mode,
                         ..file(path, contents)
-                    });
-                }
-            }
-            if target.object.writes_whole() {
-                let whole = files
-                    .into_iter()
-                    .map(|(suffix, contents)| file(format!("{}{suffix}", target.path), contents));
-                out.splice(0..0, whole);
-            }
+                    }),
+            );
             Ok(out)
         }
         Fetched::Key(key) => Ok(vec![file(
