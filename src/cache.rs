@@ -171,17 +171,9 @@ impl<V: Expiring> Cache<V> {
         }
     }
 
-    /// Number of keys held, including ones being fetched.
-    pub fn len(&self) -> usize {
-        self.inner.lock().expect("cache lock").entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Sum of the weights held.
-    pub fn weight(&self) -> usize {
+    #[cfg(test)]
+    fn weight(&self) -> usize {
         self.inner.lock().expect("cache lock").weight
     }
 }

@@ -1,24 +1,59 @@
 //! akv-csi-provider: an Azure Key Vault provider for the Kubernetes Secrets Store CSI Driver.
 //!
-//! A mount flows one way through the modules: [`server`] (gRPC on a Unix socket) hands the
-//! request to [`request`] (JSON and YAML into a typed spec), [`provider`] asks [`identity`] for a
-//! token and [`keyvault`] for the objects, and [`render`] turns them into files.
+//! A mount flows one way through the modules:
+//!
+//! ```text
+//! server ─▶ request ─▶ spec ─▶ provider ─▶ identity ─▶ keyvault ─▶ render ─▶ files
+//! (gRPC)    (parser)   (domain) (phases)    (tokens)    (REST)      (bytes)
+//! ```
+//!
+//! - `server`: the Unix-socket gRPC service, `/healthz` and `/metrics`; parses each request
+//!   with `request` and hands the `spec::MountSpec` to the provider.
+//! - `request`: the driver's JSON and the `objects` YAML into a validated spec, with the Go
+//!   provider's checks and texts. Only the server and the CLI read it.
+//! - `spec`: the domain: pod, identity, cloud, objects and the files each object writes.
+//! - `provider`: one mount in phases: vaults, plan, fetch (caches, per-vault bounds), render,
+//!   outcome.
+//! - `identity`: tokens for every identity mode, cached per credential material.
+//! - `keyvault`: the Key Vault REST client (challenge, paging, errors worded for users).
+//! - `render`: Key Vault objects into file contents (encodings, PFX, chains, JWKs, JSON paths).
+//! - `http` and `retry`: the one outbound-call loop every hop uses; `net`: the HTTP client.
+//! - `cache`, `cloud`, `json_path`, `go`, `metrics`, `logging`, `secret`: shared pieces.
+//! - [`cli`]: the command line (server flags, `lint`, `mount`).
 
-pub mod cache;
-pub mod cloud;
-pub mod identity;
-pub mod keyvault;
-pub mod lint;
-pub mod local_mount;
+mod cache;
+pub mod cli;
+mod cloud;
+mod go;
+mod http;
+mod identity;
+mod json_path;
+mod keyvault;
 pub mod logging;
-pub mod metrics;
-pub mod net;
-pub mod provider;
-pub mod render;
-pub mod request;
-pub mod retry;
-pub mod secret;
-pub mod server;
+mod metrics;
+mod net;
+mod provider;
+mod render;
+mod request;
+mod retry;
+mod secret;
+mod server;
+mod spec;
+
+pub use identity::sni_for_cluster;
+
+/// Every parser of untrusted input, for the fuzz targets in `fuzz/`.
+pub mod parsers {
+    pub use crate::cli::lint::lint;
+    pub use crate::cloud::{parse_env_file, CloudName};
+    pub use crate::json_path::{file_contents, JsonPath};
+    pub use crate::keyvault::{
+        challenge_scope, parse_certificate, parse_key, parse_secret, parse_versions,
+    };
+    pub use crate::render::{chain, jwk, pfx};
+    pub use crate::request::objects::parse as objects;
+    pub use crate::request::{parse as mount_request, RequestDefaults};
+}
 
 pub mod proto {
     //! The driver's provider API, generated from `proto/service.proto`.

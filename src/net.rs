@@ -51,15 +51,29 @@ impl ResolveRule {
     }
 }
 
-impl FromStr for ResolveRule {
-    type Err = String;
+/// A `--resolve` value that is not `PATTERN=ADDR:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--resolve {rule:?}: {problem}")]
+pub struct ResolveRuleError {
+    rule: String,
+    problem: String,
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for ResolveRule {
+    type Err = ResolveRuleError;
+
+    fn from_str(s: &str) -> Result<Self, ResolveRuleError> {
+        let fail = |problem: String| ResolveRuleError {
+            rule: s.to_string(),
+            problem,
+        };
         let (pattern, addr) = s
             .split_once('=')
-            .ok_or_else(|| format!("--resolve {s:?}: expected PATTERN=ADDR:PORT"))?;
+            .ok_or_else(|| fail("expected PATTERN=ADDR:PORT".into()))?;
         let addr: SocketAddr = addr.parse().map_err(|_| {
-            format!("--resolve {s:?}: {addr:?} is not an IP address with a port, e.g. 10.0.0.4:443")
+            fail(format!(
+                "{addr:?} is not an IP address with a port, e.g. 10.0.0.4:443"
+            ))
         })?;
         let pattern = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
         let valid = |h: &str| {
@@ -71,11 +85,7 @@ impl FromStr for ResolveRule {
         let pattern = match pattern.strip_prefix("*.") {
             Some(suffix) if valid(suffix) => HostPattern::Suffix(format!(".{suffix}")),
             None if valid(&pattern) => HostPattern::Exact(pattern),
-            _ => {
-                return Err(format!(
-                    "--resolve {s:?}: pattern must be a host name or *.suffix"
-                ))
-            }
+            _ => return Err(fail("pattern must be a host name or *.suffix".into())),
         };
         Ok(ResolveRule { pattern, addr })
     }
@@ -214,48 +224,4 @@ mod tests {
             Err(NetError::CaFile { .. })
         ));
     }
-}
-
-/// A response body larger than the caller allows.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    #[error("response body is larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("failed to read response body: {0}")]
-    Read(String),
-}
-
-/// Reads a response body, refusing more than `max` bytes so a misbehaving endpoint cannot make
-/// the provider buffer without bound.
-pub async fn read_body(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
-    if resp.content_length().is_some_and(|n| n > max as u64) {
-        return Err(BodyError::TooLarge(max));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| BodyError::Read(error_chain(&e)))?
-    {
-        if body.len() + chunk.len() > max {
-            return Err(BodyError::TooLarge(max));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// An error with its sources, e.g. "error sending request: connection refused", for messages
-/// that must say what actually went wrong. Our URLs never carry credentials, so they may show.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut current = Some(err);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p: &String| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
 }

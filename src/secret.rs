@@ -42,6 +42,18 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Describes a JSON error by position and kind only: serde's own text can quote input values,
+/// and the documents parsed here carry tokens, client secrets and secret values.
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "invalid JSON syntax",
+        serde_json::error::Category::Data => "unexpected JSON value type",
+        serde_json::error::Category::Eof => "unexpected end of JSON input",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

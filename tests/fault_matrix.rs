@@ -12,8 +12,8 @@ mod common;
 
 use std::time::Duration;
 
-use akv_csi_provider::identity::sni_for_cluster;
 use akv_csi_provider::proto::v1alpha1::MountRequest;
+use akv_csi_provider::sni_for_cluster;
 use common::*;
 use testkit::azure::FakeAzure;
 use testkit::fault::{Fault, Faults, RetryAfter};

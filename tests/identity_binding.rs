@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use akv_csi_provider::identity::sni_for_cluster;
+use akv_csi_provider::sni_for_cluster;
 use common::*;
 use testkit::azure::FakeAzure;
 use testkit::proxy::TokenProxy;

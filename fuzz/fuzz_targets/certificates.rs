@@ -2,7 +2,7 @@
 //! ordering of arbitrary DER, and JWK public keys.
 #![no_main]
 
-use akv_csi_provider::render::{chain, jwk, pfx};
+use akv_csi_provider::parsers::{chain, jwk, pfx};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

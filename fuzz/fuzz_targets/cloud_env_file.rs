@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = akv_csi_provider::cloud::parse_env_file("fuzz.json", data);
+    let _ = akv_csi_provider::parsers::parse_env_file("fuzz.json", data);
 });

@@ -1,7 +1,7 @@
 //! A `jsonPaths` path (first line) applied to a secret's JSON value (the rest).
 #![no_main]
 
-use akv_csi_provider::request::json_path::JsonPath;
+use akv_csi_provider::parsers::JsonPath;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(doc) = serde_json::from_str::<&serde_json::value::RawValue>(doc) {
         if let Ok(value) = path.select(doc) {
-            let _ = akv_csi_provider::request::json_path::file_contents(value);
+            let _ = akv_csi_provider::parsers::file_contents(value);
         }
     }
 });

@@ -1,7 +1,7 @@
 //! Key Vault response bodies: secret, key and certificate bundles and version listings.
 #![no_main]
 
-use akv_csi_provider::keyvault;
+use akv_csi_provider::parsers as keyvault;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,8 +2,7 @@
 //! tokens and objects YAML inside), split from one input at NUL bytes.
 #![no_main]
 
-use akv_csi_provider::cloud::CloudName;
-use akv_csi_provider::request::{self, RequestDefaults};
+use akv_csi_provider::parsers::{self, CloudName, RequestDefaults};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,5 +16,5 @@ fuzz_target!(|data: &[u8]| {
         cloud_env_file: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let _ = runtime.block_on(request::parse(attributes, secrets, permission, &defaults));
+    let _ = runtime.block_on(parsers::mount_request(attributes, secrets, permission, &defaults));
 });

@@ -3,16 +3,13 @@
 //! federated service-account token of workload identity), and its AADSTS errors turned into
 //! advice.
 
-use std::time::Duration;
-
 use serde::Deserialize;
-use tokio::time::Instant;
+use url::Url;
 
-use super::token::TokenResponse;
-use super::{AccessToken, IdentityError, TokenRequest};
+use super::{AccessToken, Endpoint, IdentityError, Problem, TokenRequest};
 use crate::cache::CacheKey;
-use crate::net;
-use crate::retry::{self, Backoff, Deadline};
+use crate::http::{self, Policy};
+use crate::retry::Deadline;
 use crate::secret::Secret;
 
 pub enum Grant<'a> {
@@ -33,6 +30,17 @@ struct ErrorResponse {
     error_codes: Vec<u64>,
 }
 
+/// One client-credentials grant: where it goes and what it proves.
+pub struct Exchange<'a> {
+    pub http: &'a reqwest::Client,
+    pub url: Url,
+    /// The `Host` header, when it differs from the URL's (the identity-binding proxy).
+    pub host: Option<&'a str>,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub grant: Grant<'a>,
+}
+
 /// Requests a token from the cloud's authority host.
 pub async fn token(
     http: &reqwest::Client,
@@ -42,113 +50,81 @@ pub async fn token(
     key: CacheKey,
     deadline: Deadline,
 ) -> Result<AccessToken, IdentityError> {
+    let endpoint = || Endpoint::Entra {
+        client_id: client_id.to_string(),
+        tenant: req.tenant.to_string(),
+    };
     let url = req
         .cloud
         .authority_host
         .join(&format!("{}/oauth2/v2.0/token", req.tenant))
-        .map_err(|e| IdentityError::Entra {
-            client_id: client_id.to_string(),
-            tenant: req.tenant.to_string(),
-            detail: format!("invalid token URL: {e}"),
+        .map_err(|e| {
+            IdentityError::new(
+                endpoint(),
+                Problem::Url {
+                    what: "token",
+                    detail: e.to_string(),
+                },
+            )
         })?;
-    exchange(http, url, None, req, client_id, grant, key, deadline).await
+    let exchange = Exchange {
+        http,
+        url,
+        host: None,
+        client_id,
+        scope: req.scope,
+        grant,
+    };
+    exchange
+        .run(key, deadline)
+        .await
+        .map_err(|problem| IdentityError::new(endpoint(), problem))
 }
 
-/// POSTs the client-credentials grant to `url` (the authority, or the identity-binding proxy,
-/// which needs its own `Host` header) and reads the token.
-#[allow(clippy::too_many_arguments)]
-pub async fn exchange(
-    http: &reqwest::Client,
-    url: url::Url,
-    host_header: Option<&str>,
-    req: &TokenRequest<'_>,
-    client_id: &str,
-    grant: Grant<'_>,
-    key: CacheKey,
-    deadline: Deadline,
-) -> Result<AccessToken, IdentityError> {
-    let fail = |detail: String| IdentityError::Entra {
-        client_id: client_id.to_string(),
-        tenant: req.tenant.to_string(),
-        detail,
-    };
-    let mut form = vec![
-        ("grant_type", "client_credentials"),
-        ("client_id", client_id),
-        ("scope", req.scope),
-    ];
-    match grant {
-        Grant::Secret(secret) => form.push(("client_secret", secret.expose())),
-        Grant::Assertion(assertion) => {
-            form.push((
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ));
-            form.push(("client_assertion", assertion.expose()));
-        }
-    }
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&form)
-        .finish();
-    let body = Secret::new(body);
-
-    let mut backoff = Backoff::standard();
-    loop {
-        let sent = Instant::now();
-        let mut request = http.post(url.clone());
-        if let Some(host) = host_header {
-            request = request.header("host", host);
-        }
-        let result = request
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", "application/json")
-            .timeout(deadline.remaining().min(Duration::from_secs(30)))
-            .body(body.expose().to_string())
-            .send()
-            .await;
-        let resp = match result {
-            Ok(resp) => resp,
-            Err(e) => {
-                let detail = format!("request to {url} failed: {}", net::error_chain(&e));
-                if backoff.wait(None, deadline).await {
-                    tracing::debug!(%detail, "retrying token request");
-                    continue;
-                }
-                return Err(fail(detail));
+impl Exchange<'_> {
+    /// POSTs the grant and reads the token.
+    pub async fn run(&self, key: CacheKey, deadline: Deadline) -> Result<AccessToken, Problem> {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id),
+            ("scope", self.scope),
+        ];
+        match self.grant {
+            Grant::Secret(secret) => form.push(("client_secret", secret.expose())),
+            Grant::Assertion(assertion) => {
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                form.push(("client_assertion", assertion.expose()));
             }
-        };
-        let status = resp.status();
-        let hint = retry::retry_after(resp.headers());
-        let bytes = match net::read_body(resp, MAX_BODY).await {
-            Ok(b) => b,
-            Err(e) => {
-                if backoff.wait(None, deadline).await {
-                    continue;
-                }
-                return Err(fail(format!("reading the response from {url}: {e}")));
+        }
+        let body = Secret::new(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&form)
+                .finish(),
+        );
+        let build = || {
+            let mut request = self.http.post(self.url.clone());
+            if let Some(host) = self.host {
+                request = request.header("host", host);
             }
+            request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "application/json")
+                .body(body.expose().to_string())
         };
-        if status.is_success() {
-            let parsed: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| {
-                fail(format!(
-                    "{url} answered {status} with a body that is not a token response"
-                ))
+        let answer = http::call(build, &Policy::standard(MAX_BODY), deadline, &|_| {})
+            .await
+            .map_err(|source| Problem::Unreachable {
+                url: self.url.to_string(),
+                source,
             })?;
-            let (token, lifetime) = parsed
-                .into_parts()
-                .map_err(|what| fail(format!("{url} {what}")))?;
-            return Ok(AccessToken {
-                token,
-                expires_at: sent + lifetime,
-                obtained_at: sent,
-                key,
-            });
+        if answer.is_success() {
+            return AccessToken::from_answer(&answer, self.url.as_str(), key);
         }
-        if retry::retryable_status(status.as_u16()) && backoff.wait(hint, deadline).await {
-            continue;
-        }
-        let error: ErrorResponse = serde_json::from_slice(&bytes).unwrap_or_default();
-        return Err(fail(describe(status.as_u16(), &error)));
+        let error: ErrorResponse = serde_json::from_slice(&answer.body).unwrap_or_default();
+        Err(Problem::Refused(describe(answer.status, &error)))
     }
 }
 

@@ -5,14 +5,12 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::time::Instant;
 use url::Url;
 
-use super::token::TokenResponse;
-use super::{AccessToken, IdentityError};
+use super::{AccessToken, Endpoint, IdentityError, Problem};
 use crate::cache::CacheKey;
-use crate::net;
-use crate::retry::{self, Backoff, Deadline};
+use crate::http::{self, Policy};
+use crate::retry::{Backoff, Deadline};
 
 const MAX_BODY: usize = 64 * 1024;
 
@@ -36,81 +34,60 @@ pub async fn token(
         Some(id) => format!("user-assigned identity {id}"),
         None => "the system-assigned identity".to_string(),
     };
-    let fail = |detail: String| IdentityError::Imds {
-        identity: identity.clone(),
-        detail,
+    let fail = |problem| IdentityError::new(Endpoint::Imds { identity }, problem);
+    let mut url = match endpoint.join("metadata/identity/oauth2/token") {
+        Ok(url) => url,
+        Err(e) => {
+            return Err(fail(Problem::Url {
+                what: "IMDS",
+                detail: e.to_string(),
+            }))
+        }
     };
-    let mut url = endpoint
-        .join("metadata/identity/oauth2/token")
-        .map_err(|e| fail(format!("invalid IMDS URL: {e}")))?;
     url.query_pairs_mut()
         .append_pair("api-version", "2018-02-01")
         .append_pair("resource", resource);
     if let Some(id) = client_id {
         url.query_pairs_mut().append_pair("client_id", id);
     }
-    let mut backoff = Backoff::new(6, Duration::from_millis(500), Duration::from_secs(8));
-    loop {
-        let sent = Instant::now();
-        let result = http
-            .get(url.clone())
-            .header("Metadata", "true")
-            .timeout(deadline.remaining().min(Duration::from_secs(15)))
-            .send()
-            .await;
-        let resp = match result {
-            Ok(resp) => resp,
-            Err(e) => {
-                let detail = format!("request to {endpoint} failed: {}", net::error_chain(&e));
-                if backoff.wait(None, deadline).await {
-                    continue;
-                }
-                return Err(fail(detail));
-            }
-        };
-        let status = resp.status();
-        let hint = retry::retry_after(resp.headers());
-        let bytes = net::read_body(resp, MAX_BODY)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        if status.is_success() {
-            let parsed: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| {
-                fail(format!(
-                    "IMDS answered {status} with a body that is not a token response"
-                ))
-            })?;
-            let (token, lifetime) = parsed
-                .into_parts()
-                .map_err(|what| fail(format!("IMDS {what}")))?;
-            return Ok(AccessToken {
-                token,
-                expires_at: sent + lifetime,
-                obtained_at: sent,
-                key,
-            });
+    let policy = Policy {
+        backoff: Backoff::new(6, Duration::from_millis(500), Duration::from_secs(8)),
+        attempt_timeout: Duration::from_secs(15),
+        max_body: MAX_BODY,
+        also_retry: &[404, 410],
+    };
+    let build = || http.get(url.clone()).header("Metadata", "true");
+    let answer = match http::call(build, &policy, deadline, &|_| {}).await {
+        Ok(answer) => answer,
+        Err(source) => {
+            return Err(fail(Problem::Unreachable {
+                url: endpoint.to_string(),
+                source,
+            }))
         }
-        let code = status.as_u16();
-        if (matches!(code, 404 | 410) || retry::retryable_status(code))
-            && backoff.wait(hint, deadline).await
-        {
-            continue;
-        }
-        let error: ErrorResponse = serde_json::from_slice(&bytes).unwrap_or_default();
-        let mut detail = format!("IMDS answered {status}");
-        if !error.error.is_empty() {
-            detail.push_str(&format!(
-                " {}: {}",
-                error.error,
-                error
-                    .error_description
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-            ));
-        }
-        if code == 400 && client_id.is_some() {
-            detail.push_str(" (check userAssignedIdentityID: it must be the client id of an identity assigned to this node's VM or scale set)");
-        }
-        return Err(fail(detail));
+    };
+    if answer.is_success() {
+        return AccessToken::from_answer(&answer, "IMDS", key).map_err(fail);
+    }
+    let error: ErrorResponse = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let mut detail = format!("IMDS answered {}", status_text(answer.status));
+    if !error.error.is_empty() {
+        let description: String = error.error_description.chars().take(300).collect();
+        detail.push_str(&format!(" {}: {description}", error.error));
+    }
+    if answer.status == 400 && client_id.is_some() {
+        detail.push_str(" (check userAssignedIdentityID: it must be the client id of an identity assigned to this node's VM or scale set)");
+    }
+    Err(fail(Problem::Refused(detail)))
+}
+
+/// `404 Not Found`: the status with its reason phrase.
+fn status_text(status: u16) -> String {
+    match ::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
     }
 }

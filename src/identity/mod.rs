@@ -1,9 +1,10 @@
 //! Access tokens for Key Vault, for every identity mode: workload identity and service principal
 //! through the Entra ID v2 token endpoint, VM managed identity through IMDS, pod identity through
-//! NMI. Tokens are cached per credential material (see [`cache`]) and fetched once for
+//! NMI. Tokens are cached per credential material (see [`crate::cache`]) and fetched once for
 //! concurrent mounts.
 
 mod entra;
+mod error;
 mod imds;
 mod nmi;
 mod proxy;
@@ -13,15 +14,15 @@ use std::sync::Arc;
 
 use url::Url;
 
-pub use proxy::{sni_for_cluster, TokenProxyConfig};
+pub use error::{Endpoint, IdentityError, Problem};
+pub use proxy::{sni_for_cluster, ProxyError, TokenProxyConfig};
 pub use token::AccessToken;
 
 use crate::cache::{Cache, CacheKey, KeyBuilder, Source};
-
 use crate::cloud::Cloud;
-use crate::metrics::{CacheLabels, Metrics, TokenLabels};
-use crate::request::Credential;
+use crate::metrics::Metrics;
 use crate::retry::Deadline;
+use crate::spec::Credential;
 
 /// Where the node-local identity endpoints are.
 #[derive(Debug, Clone)]
@@ -41,20 +42,6 @@ pub struct TokenRequest<'a> {
     pub credential: &'a Credential,
     /// OAuth scope from the Key Vault challenge, e.g. `https://vault.azure.net/.default`.
     pub scope: &'a str,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum IdentityError {
-    #[error("failed to acquire an access token from Entra ID for client id {client_id} in tenant {tenant}: {detail}")]
-    Entra {
-        client_id: String,
-        tenant: String,
-        detail: String,
-    },
-    #[error("failed to acquire an access token from IMDS for {identity}: {detail}")]
-    Imds { identity: String, detail: String },
-    #[error("{0}")]
-    Nmi(String),
 }
 
 /// Distinct credentials whose tokens are kept; far above one node's pods.
@@ -162,33 +149,14 @@ impl Tokens {
             .get_or_fetch(key, self.fetch(req, key, deadline))
             .await;
         let mode = req.credential.mode_name();
-        let lookup = |result| CacheLabels {
-            cache: "token",
-            result,
-        };
-        let upstream = |outcome| TokenLabels { mode, outcome };
         match &result {
-            Ok((_, Source::Cache)) => self
-                .metrics
-                .cache_lookups
-                .get_or_create(&lookup("hit"))
-                .inc(),
+            Ok((_, Source::Cache)) => self.metrics.cache_lookup("token", true),
             Ok((_, Source::Upstream)) => {
-                self.metrics
-                    .cache_lookups
-                    .get_or_create(&lookup("miss"))
-                    .inc();
-                self.metrics
-                    .token_requests
-                    .get_or_create(&upstream("ok"))
-                    .inc()
+                self.metrics.cache_lookup("token", false);
+                self.metrics.token_request(mode, true);
             }
-            Err(_) => self
-                .metrics
-                .token_requests
-                .get_or_create(&upstream("error"))
-                .inc(),
-        };
+            Err(_) => self.metrics.token_request(mode, false),
+        }
         let (token, source) = result?;
         tracing::debug!(mode = req.credential.mode_name(), key = ?key, ?source, "access token");
         Ok(token)

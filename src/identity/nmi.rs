@@ -6,13 +6,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use tokio::time::Instant;
 use url::Url;
 
-use super::{AccessToken, IdentityError};
+use super::{AccessToken, Endpoint, IdentityError, Problem};
 use crate::cache::CacheKey;
-use crate::net;
-use crate::retry::{self, Backoff, Deadline};
+use crate::http::{self, Policy};
+use crate::retry::Deadline;
 use crate::secret::Secret;
 
 const MAX_BODY: usize = 64 * 1024;
@@ -40,60 +39,39 @@ pub async fn token(
     key: CacheKey,
     deadline: Deadline,
 ) -> Result<AccessToken, IdentityError> {
-    let mut url = endpoint
-        .join("host/token/")
-        .map_err(|e| IdentityError::Nmi(format!("invalid NMI URL: {e}")))?;
+    let fail = |problem| IdentityError::new(Endpoint::Nmi, problem);
+    let mut url = endpoint.join("host/token/").map_err(|e| {
+        fail(Problem::Url {
+            what: "NMI",
+            detail: e.to_string(),
+        })
+    })?;
     url.query_pairs_mut().append_pair("resource", resource);
-    let mut backoff = Backoff::standard();
-    let (sent, status, bytes) = loop {
-        let sent = Instant::now();
-        let result = http
-            .get(url.clone())
+    let build = || {
+        http.get(url.clone())
             .header("podns", namespace)
             .header("podname", name)
-            .timeout(deadline.remaining().min(Duration::from_secs(30)))
-            .send()
-            .await;
-        let resp = match result {
-            Ok(resp) => resp,
-            Err(e) if backoff.wait(None, deadline).await => {
-                tracing::debug!(error = %net::error_chain(&e), "retrying NMI");
-                continue;
-            }
-            Err(e) => {
-                return Err(IdentityError::Nmi(format!(
-                    "failed to reach NMI at {endpoint}: {}",
-                    net::error_chain(&e)
-                )))
-            }
-        };
-        let status = resp.status();
-        let hint = retry::retry_after(resp.headers());
-        let bytes = net::read_body(resp, MAX_BODY)
-            .await
-            .map_err(|e| IdentityError::Nmi(format!("NMI response: {e}")))?;
-        if retry::retryable_status(status.as_u16()) && backoff.wait(hint, deadline).await {
-            continue;
-        }
-        break (sent, status, bytes);
     };
-    if !status.is_success() {
-        let body = String::from_utf8_lossy(&bytes);
-        return Err(IdentityError::Nmi(format!(
-            "nmi response failed with status code: {}, response body: {}",
-            status.as_u16(),
-            body.trim().chars().take(500).collect::<String>()
-        )));
+    let answer = http::call(build, &Policy::standard(MAX_BODY), deadline, &|_| {})
+        .await
+        .map_err(|source| {
+            fail(Problem::Unreachable {
+                url: endpoint.to_string(),
+                source,
+            })
+        })?;
+    if !answer.is_success() {
+        let body = String::from_utf8_lossy(&answer.body);
+        return Err(fail(Problem::NmiStatus {
+            status: answer.status,
+            body: body.trim().chars().take(500).collect(),
+        }));
     }
-    let missing = || {
-        IdentityError::Nmi(
-            "nmi did not return expected values in response: token and clientid".into(),
-        )
-    };
-    let parsed: NmiResponse = serde_json::from_slice(&bytes).map_err(|_| missing())?;
-    let token = parsed.token.ok_or_else(missing)?;
+    let parsed: NmiResponse =
+        serde_json::from_slice(&answer.body).map_err(|_| fail(Problem::NmiIncomplete))?;
+    let token = parsed.token.ok_or_else(|| fail(Problem::NmiIncomplete))?;
     if token.access_token.is_empty() || parsed.clientid.is_empty() {
-        return Err(missing());
+        return Err(fail(Problem::NmiIncomplete));
     }
     // expires_on is epoch seconds (a string or a number); unparsable means already expired, as
     // upstream treats it, so the token is used for this mount only.
@@ -109,12 +87,12 @@ pub async fn token(
     let lifetime = expires_on
         .map(|e| e - now_epoch)
         .filter(|s| *s > 0.0 && s.is_finite())
-        .map(Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .unwrap_or_default();
     Ok(AccessToken {
         token: Secret::new(token.access_token),
-        expires_at: sent + lifetime,
-        obtained_at: sent,
+        expires_at: answer.sent + lifetime,
+        obtained_at: answer.sent,
         key,
     })
 }

@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::{entra, AccessToken, IdentityError, TokenRequest};
+use super::entra::{Exchange, Grant};
+use super::{AccessToken, Endpoint, IdentityError, Problem, TokenRequest};
 use crate::cache::CacheKey;
 use crate::retry::Deadline;
 use crate::secret::Secret;
@@ -35,26 +36,42 @@ pub struct TokenProxyConfig {
     pub api_server_port: u16,
 }
 
+/// Why the token proxy cannot be used: its configuration or the cluster's CA and name.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("--token-proxy-url {url} {problem}")]
+    Url { url: Url, problem: &'static str },
+    #[error("CA file {path} {problem}")]
+    CaFile { path: String, problem: String },
+    #[error("failed to build the token proxy client: {0}")]
+    Client(String),
+    #[error("cannot resolve token proxy host {host}: {detail}")]
+    Resolve { host: String, detail: String },
+    #[error("{0}: set --sni-name")]
+    Sni(String),
+}
+
 impl TokenProxyConfig {
     /// Checks the proxy URL as the Azure SDK does: https, no credentials, query or fragment.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ProxyError> {
         let u = &self.url;
-        if u.scheme() != "https" {
-            return Err(format!("--token-proxy-url {u} must be an https URL"));
-        }
-        if !u.username().is_empty()
+        let problem = if u.scheme() != "https" {
+            "must be an https URL"
+        } else if !u.username().is_empty()
             || u.password().is_some()
             || u.query().is_some()
             || u.fragment().is_some()
         {
-            return Err(format!(
-                "--token-proxy-url {u} must not contain credentials, a query or a fragment"
-            ));
-        }
-        if u.host_str().is_none() {
-            return Err(format!("--token-proxy-url {u} has no host"));
-        }
-        Ok(())
+            "must not contain credentials, a query or a fragment"
+        } else if u.host_str().is_none() {
+            "has no host"
+        } else {
+            return Ok(());
+        };
+        Err(ProxyError::Url {
+            url: u.clone(),
+            problem,
+        })
     }
 }
 
@@ -75,14 +92,6 @@ pub struct TokenProxy {
 
 const MAX_CA_FILE: u64 = 1024 * 1024;
 
-fn fail(req: &TokenRequest, client_id: &str, detail: String) -> IdentityError {
-    IdentityError::Entra {
-        client_id: client_id.to_string(),
-        tenant: req.tenant.to_string(),
-        detail: format!("identity binding: {detail}"),
-    }
-}
-
 impl TokenProxy {
     pub fn new(config: TokenProxyConfig, fallback_tls: rustls::ClientConfig) -> Self {
         TokenProxy {
@@ -101,48 +110,49 @@ impl TokenProxy {
         key: CacheKey,
         deadline: Deadline,
     ) -> Result<AccessToken, IdentityError> {
-        self.config
-            .validate()
-            .map_err(|e| fail(req, client_id, e))?;
-        let (client, sni) = self.client().await.map_err(|e| fail(req, client_id, e))?;
+        let fail = |problem| {
+            IdentityError::new(
+                Endpoint::TokenProxy {
+                    client_id: client_id.to_string(),
+                    tenant: req.tenant.to_string(),
+                    url: self.config.url.to_string(),
+                },
+                problem,
+            )
+        };
+        let (client, sni) = self
+            .client()
+            .await
+            .map_err(|e| fail(Problem::Setup(e.to_string())))?;
         // The request goes to the SNI name (resolved to the proxy's address) so TLS presents and
         // verifies that name; the Host header keeps the proxy's own authority.
         let mut url = self.config.url.clone();
         url.set_host(Some(&sni))
-            .map_err(|e| fail(req, client_id, format!("SNI {sni}: {e}")))?;
+            .map_err(|e| fail(Problem::Setup(format!("SNI {sni}: {e}"))))?;
         let base = url.path().trim_end_matches('/').to_string();
         url.set_path(&format!("{base}/{}/oauth2/v2.0/token", req.tenant));
         let authority = match self.config.url.port() {
             Some(p) => format!("{}:{p}", self.config.url.host_str().unwrap_or_default()),
             None => self.config.url.host_str().unwrap_or_default().to_string(),
         };
-        let result = entra::exchange(
-            &client,
+        let exchange = Exchange {
+            http: &client,
             url,
-            Some(&authority),
-            req,
+            host: Some(&authority),
             client_id,
-            entra::Grant::Assertion(assertion),
-            key,
-            deadline,
-        )
-        .await;
+            scope: req.scope,
+            grant: Grant::Assertion(assertion),
+        };
+        let result = exchange.run(key, deadline).await;
         if result.is_err() {
             // Force a fresh connection (and CA read) next time: the proxy may have moved.
             *self.connection.lock().await = None;
         }
-        result.map_err(|e| match e {
-            IdentityError::Entra { detail, .. } => fail(
-                req,
-                client_id,
-                format!("token proxy {}: {detail}", self.config.url),
-            ),
-            other => other,
-        })
+        result.map_err(fail)
     }
 
     /// The client for the current CA content, rebuilt when the file changes.
-    async fn client(&self) -> Result<(reqwest::Client, String), String> {
+    async fn client(&self) -> Result<(reqwest::Client, String), ProxyError> {
         let ca = read_ca(&self.config.ca_file).await?;
         let digest: [u8; 32] = Sha256::digest(ca.as_deref().unwrap_or_default()).into();
         let mut connection = self.connection.lock().await;
@@ -150,7 +160,7 @@ impl TokenProxy {
             return Ok((c.client.clone(), c.sni.clone()));
         }
         let tls = match &ca {
-            Some(pem) => tls_with_roots(pem)?,
+            Some(pem) => tls_with_roots(&self.config.ca_file, pem)?,
             None => self.fallback_tls.clone(),
         };
         let sni = match &self.config.sni {
@@ -167,7 +177,7 @@ impl TokenProxy {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("failed to build the token proxy client: {e}"))?;
+            .map_err(|e| ProxyError::Client(e.to_string()))?;
         *connection = Some(Connection {
             ca_digest: digest,
             sni: sni.clone(),
@@ -176,7 +186,7 @@ impl TokenProxy {
         Ok((client, sni))
     }
 
-    async fn computed_sni(&self, tls: &rustls::ClientConfig) -> Result<String, String> {
+    async fn computed_sni(&self, tls: &rustls::ClientConfig) -> Result<String, ProxyError> {
         let mut cached = self.computed_sni.lock().await;
         if let Some(sni) = cached.as_ref() {
             return Ok(sni.clone());
@@ -188,57 +198,66 @@ impl TokenProxy {
 }
 
 /// Reads the CA file; `None` when it does not exist (then the platform roots apply, as upstream).
-async fn read_ca(path: &PathBuf) -> Result<Option<Vec<u8>>, String> {
+async fn read_ca(path: &PathBuf) -> Result<Option<Vec<u8>>, ProxyError> {
+    let fail = |problem: String| ProxyError::CaFile {
+        path: path.display().to_string(),
+        problem,
+    };
     match tokio::fs::metadata(path).await {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read CA file {}: {e}", path.display())),
+        Err(e) => return Err(fail(format!("cannot be read: {e}"))),
         Ok(meta) if meta.len() > MAX_CA_FILE => {
-            return Err(format!(
-                "CA file {} is larger than {MAX_CA_FILE} bytes",
-                path.display()
-            ))
+            return Err(fail(format!("is larger than {MAX_CA_FILE} bytes")))
         }
         Ok(_) => {}
     }
     let bytes = tokio::fs::read(path)
         .await
-        .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+        .map_err(|e| fail(format!("cannot be read: {e}")))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(format!("CA file {} is empty", path.display()));
+        return Err(fail("is empty".into()));
     }
     Ok(Some(bytes))
 }
 
-fn tls_with_roots(pem: &[u8]) -> Result<rustls::ClientConfig, String> {
+fn tls_with_roots(path: &std::path::Path, pem: &[u8]) -> Result<rustls::ClientConfig, ProxyError> {
+    let fail = |problem: String| ProxyError::CaFile {
+        path: path.display().to_string(),
+        problem,
+    };
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| format!("CA file is not valid PEM: {e}"))?;
+        let cert = cert.map_err(|e| fail(format!("is not valid PEM: {e}")))?;
         roots
             .add(cert)
-            .map_err(|e| format!("CA file certificate rejected: {e}"))?;
+            .map_err(|e| fail(format!("holds a certificate rustls rejects: {e}")))?;
     }
     if roots.is_empty() {
-        return Err("CA file holds no certificate".into());
+        return Err(fail("holds no certificate".into()));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| ProxyError::Client(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
-async fn proxy_addrs(url: &Url) -> Result<Vec<SocketAddr>, String> {
+async fn proxy_addrs(url: &Url) -> Result<Vec<SocketAddr>, ProxyError> {
     let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
     let port = url.port_or_known_default().unwrap_or(443);
+    let fail = |detail: String| ProxyError::Resolve {
+        host: host.to_string(),
+        detail,
+    };
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| format!("cannot resolve token proxy host {host}: {e}"))?
+        .map_err(|e| fail(e.to_string()))?
         .collect();
     if addrs.is_empty() {
-        return Err(format!("token proxy host {host} resolved to no address"));
+        return Err(fail("no address".into()));
     }
     Ok(addrs)
 }
@@ -247,46 +266,59 @@ const API_SERVER: &str = "kubernetes.default.svc.cluster.local";
 
 /// Dials the API server and derives the SNI from its `hcp-kubernetes.<cluster id>.svc.cluster.local`
 /// certificate name, as AKS defines it.
-async fn probe_sni(tls: &rustls::ClientConfig, port: u16) -> Result<String, String> {
+async fn probe_sni(tls: &rustls::ClientConfig, port: u16) -> Result<String, ProxyError> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(tls.clone()));
     let probe = async {
         let tcp = tokio::net::TcpStream::connect((API_SERVER, port)).await?;
         let name = ServerName::try_from(API_SERVER).expect("static name");
         connector.connect(name, tcp).await
     };
+    let sni = |problem: String| ProxyError::Sni(problem);
     let stream = tokio::time::timeout(Duration::from_secs(10), probe)
         .await
-        .map_err(|_| format!("timed out probing {API_SERVER}:{port} for the identity-binding SNI; set --sni-name"))?
-        .map_err(|e| format!("probing {API_SERVER}:{port} for the identity-binding SNI failed: {e}; set --sni-name"))?;
+        .map_err(|_| {
+            sni(format!(
+                "timed out probing {API_SERVER}:{port} for the identity-binding SNI"
+            ))
+        })?
+        .map_err(|e| {
+            sni(format!(
+                "probing {API_SERVER}:{port} for the identity-binding SNI failed: {e}"
+            ))
+        })?;
     let (_, session) = stream.get_ref();
     let leaf = session
         .peer_certificates()
         .and_then(|c| c.first())
-        .ok_or("the API server presented no certificate")?;
-    let names = dns_names(leaf.as_ref())?;
-    let cluster_id = names
+        .ok_or_else(|| sni("the API server presented no certificate".into()))?;
+    let cluster_id = dns_names(leaf.as_ref())
         .iter()
-        .find_map(|n| n.strip_prefix("hcp-kubernetes.")?.strip_suffix(".svc.cluster.local"))
-        .ok_or("the API server certificate has no hcp-kubernetes.<cluster id>.svc.cluster.local name: set --sni-name")?;
-    Ok(sni_for_cluster(cluster_id))
+        .find_map(|n| {
+            n.strip_prefix("hcp-kubernetes.")?
+                .strip_suffix(".svc.cluster.local")
+                .map(str::to_string)
+        })
+        .ok_or_else(|| sni("the API server certificate has no hcp-kubernetes.<cluster id>.svc.cluster.local name".into()))?;
+    Ok(sni_for_cluster(&cluster_id))
 }
 
-fn dns_names(der: &[u8]) -> Result<Vec<String>, String> {
+/// The DNS names of a certificate; none if it does not parse.
+fn dns_names(der: &[u8]) -> Vec<String> {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| format!("API server certificate: {e}"))?;
-    let Ok(Some(san)) = cert.subject_alternative_name() else {
-        return Ok(Vec::new());
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
     };
-    Ok(san
-        .value
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
         .general_names
         .iter()
         .filter_map(|n| match n {
             GeneralName::DNSName(d) => Some(d.to_string()),
             _ => None,
         })
-        .collect())
+        .collect()
 }
 
 /// `"a" + base32hex(sha256("identity-binding" + cluster id)) + ".ests.aks"`, lower case.

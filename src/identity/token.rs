@@ -5,7 +5,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::Problem;
 use crate::cache::{CacheKey, Expiring};
+use crate::http::Answer;
 use crate::secret::Secret;
 
 /// A bearer token and when it stops being usable.
@@ -35,14 +37,39 @@ impl Expiring for AccessToken {
 /// The OAuth token response of Entra ID and IMDS (`expires_in` is a number in Entra's v2
 /// answers and a string in IMDS's).
 #[derive(Deserialize)]
-pub(super) struct TokenResponse {
+struct TokenResponse {
     access_token: Option<String>,
     expires_in: Option<serde_json::Value>,
 }
 
+impl AccessToken {
+    /// The token of a successful OAuth answer from `at` (a URL, or "IMDS").
+    pub(super) fn from_answer(
+        answer: &Answer,
+        at: &str,
+        key: CacheKey,
+    ) -> Result<AccessToken, Problem> {
+        let parsed: TokenResponse =
+            serde_json::from_slice(&answer.body).map_err(|_| Problem::NotTokenResponse {
+                at: at.to_string(),
+                status: answer.status,
+            })?;
+        let (token, lifetime) = parsed.into_parts().map_err(|what| Problem::Incomplete {
+            at: at.to_string(),
+            what,
+        })?;
+        Ok(AccessToken {
+            token,
+            expires_at: answer.sent + lifetime,
+            obtained_at: answer.sent,
+            key,
+        })
+    }
+}
+
 impl TokenResponse {
     /// The token and its lifetime, or what is missing.
-    pub(super) fn into_parts(self) -> Result<(Secret, Duration), &'static str> {
+    fn into_parts(self) -> Result<(Secret, Duration), &'static str> {
         let token = self
             .access_token
             .filter(|t| !t.is_empty())

@@ -3,31 +3,30 @@
 //!
 //! The challenge's scope is remembered per vault host, so after the first mount every request
 //! carries a token on the first try (and a fresh challenge is still honoured). Throttling and
-//! server faults are retried within the mount's deadline; Key Vault's error bodies become
-//! messages that name the object and say what to fix.
+//! server faults are retried within the mount's deadline ([`crate::http`]); Key Vault's error
+//! bodies become messages that name the object and say what to fix ([`error`]).
 
 mod challenge;
+mod error;
 mod models;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use url::Url;
 
 pub use challenge::scope_for as challenge_scope;
-pub use challenge::ChallengeError;
+pub use error::KvError;
 pub use models::{
-    parse_certificate, parse_key, parse_secret, parse_versions, CertificateBundle, KeyBundle,
-    SecretBundle, VersionItem, VersionPage,
+    parse_certificate, parse_key, parse_secret, parse_versions, Object, SecretBundle, VersionItem,
 };
 
+use crate::http::{self, CallError, Event, Policy};
 use crate::identity::{AccessToken, IdentityError};
-use crate::metrics::{self, KeyVaultLabels, Metrics, ObjectTypeLabels};
-use crate::net;
-use crate::request::ObjectType;
-use crate::retry::{self, Backoff, Deadline};
+use crate::metrics::Metrics;
+use crate::retry::Deadline;
+use crate::spec::ObjectType;
 
 /// Data-plane API version; 7.4 is what the Go provider speaks, 7.5 is a superset.
 pub const API_VERSION: &str = "7.5";
@@ -53,7 +52,7 @@ pub trait Authenticator: Sync {
 }
 
 /// One vault, as addressed by a mount.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Vault {
     pub name: String,
     /// `https://<name>.<suffix>/`
@@ -76,64 +75,56 @@ impl Vault {
     }
 }
 
-/// Why a Key Vault call failed, worded for the person who owns the SecretProviderClass.
-#[derive(Debug, thiserror::Error)]
-pub enum KvError {
-    #[error("{kind} {name} was not found in key vault {vault} ({status} {code}): check objectName, objectVersion and keyvaultName")]
-    NotFound {
-        kind: &'static str,
-        name: String,
-        vault: String,
-        status: u16,
-        code: String,
-    },
-    #[error("{kind} {name} is disabled in key vault {vault} (403 {code}): enable it, or pin objectVersion to an enabled version")]
-    Disabled {
-        kind: &'static str,
-        name: String,
-        vault: String,
-        code: String,
-    },
-    #[error(transparent)]
-    Forbidden(Box<Forbidden>),
-    #[error("key vault {vault} rejected the access token (401): {message}: check that tenantID is the tenant of the vault")]
-    TokenRejected { vault: String, message: String },
-    #[error("key vault {vault} is throttling requests (429) and retries within the mount deadline did not succeed: {message}")]
-    Throttled { vault: String, message: String },
-    #[error("key vault {vault} answered {status} {code}: {message}")]
-    Status {
-        vault: String,
-        status: u16,
-        code: String,
-        message: String,
-    },
-    #[error("failed to reach key vault {vault} at {host}: {detail} (check keyvaultName, cloudName and the node's network access to the vault)")]
-    Transport {
-        vault: String,
-        host: String,
-        detail: String,
-    },
-    #[error("key vault {vault} sent an unusable response: {0}", vault = .1)]
-    BadResponse(String, String),
-    #[error(transparent)]
-    Challenge(#[from] ChallengeError),
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
-    #[error("{0}")]
-    Config(String),
+/// One object of one vault: `version` `None` is the latest (and is ignored by listings).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectRef {
+    pub vault: Arc<Vault>,
+    pub kind: ObjectType,
+    pub name: String,
+    pub version: Option<String>,
 }
 
-/// Key Vault refused the identity: what it said and the permission to grant.
-#[derive(Debug, thiserror::Error)]
-#[error("access denied by key vault {vault} (403 {code}): {message}: grant {identity} the \"{permission}\" permission on {kind}s (Azure RBAC role \"Key Vault {role} User\", or an access policy)")]
-pub struct Forbidden {
-    pub vault: String,
-    pub code: String,
-    pub message: String,
-    pub identity: String,
-    pub permission: &'static str,
-    pub kind: &'static str,
-    pub role: &'static str,
+impl ObjectRef {
+    fn url(&self) -> Url {
+        // Names and versions were validated to [0-9A-Za-z-], so they need no escaping.
+        let path = match &self.version {
+            Some(v) => format!("{}/{}/{v}", collection(self.kind), self.name),
+            None => format!("{}/{}", collection(self.kind), self.name),
+        };
+        let mut url = self.vault.url.join(&path).expect("validated path segments");
+        url.query_pairs_mut()
+            .append_pair("api-version", API_VERSION);
+        url
+    }
+
+    fn versions_url(&self) -> Url {
+        let path = format!("{}/{}/versions", collection(self.kind), self.name);
+        let mut url = self.vault.url.join(&path).expect("validated path segments");
+        url.query_pairs_mut()
+            .append_pair("api-version", API_VERSION);
+        url
+    }
+
+    /// "secret db-password", for messages.
+    fn describe(&self) -> String {
+        format!("{} {}", noun(self.kind), self.name)
+    }
+}
+
+/// What a request does, which is also the permission it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Get,
+    List,
+}
+
+impl Operation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Operation::Get => "get",
+            Operation::List => "list",
+        }
+    }
 }
 
 /// The Key Vault client; one per process, shared by all mounts.
@@ -173,427 +164,188 @@ impl KeyVault {
         }
     }
 
-    /// Records one HTTP exchange with Key Vault.
-    fn observe(&self, kind: ObjectType, operation: &'static str, status: u16, started: Instant) {
-        let outcome = match status {
-            0 => "transport_error",
-            200..=299 => "ok",
-            401 => "challenge",
-            429 => "throttled",
-            500..=599 => "server_error",
-            _ => "client_error",
-        };
-        let labels = KeyVaultLabels {
-            provider: metrics::PROVIDER,
-            os_type: metrics::OS_TYPE,
-            object_type: kind.as_str(),
-            operation,
-            outcome,
-            status_code: status,
-        };
-        self.metrics
-            .keyvault_request
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
-        if status == 429 {
-            self.metrics
-                .keyvault_throttled
-                .get_or_create(&ObjectTypeLabels {
-                    object_type: kind.as_str(),
-                })
-                .inc();
-        }
-    }
-
-    fn count_retry(&self, kind: ObjectType) {
-        self.metrics
-            .keyvault_retries
-            .get_or_create(&ObjectTypeLabels {
-                object_type: kind.as_str(),
-            })
-            .inc();
-    }
-
-    /// GET a secret; `version` `None` is the latest.
-    pub async fn get_secret(
+    /// GETs one object version.
+    pub async fn get(
         &self,
-        vault: &Vault,
-        name: &str,
-        version: Option<&str>,
+        object: &ObjectRef,
         auth: &impl Authenticator,
         deadline: Deadline,
-    ) -> Result<SecretBundle, KvError> {
-        self.get_object(
-            vault,
-            ObjectType::Secret,
-            name,
-            version,
-            auth,
-            deadline,
-            models::parse_secret,
-        )
-        .await
-    }
-
-    /// GET a key's public JWK.
-    pub async fn get_key(
-        &self,
-        vault: &Vault,
-        name: &str,
-        version: Option<&str>,
-        auth: &impl Authenticator,
-        deadline: Deadline,
-    ) -> Result<KeyBundle, KvError> {
-        self.get_object(
-            vault,
-            ObjectType::Key,
-            name,
-            version,
-            auth,
-            deadline,
-            models::parse_key,
-        )
-        .await
-    }
-
-    /// GET a certificate's DER.
-    pub async fn get_certificate(
-        &self,
-        vault: &Vault,
-        name: &str,
-        version: Option<&str>,
-        auth: &impl Authenticator,
-        deadline: Deadline,
-    ) -> Result<CertificateBundle, KvError> {
-        self.get_object(
-            vault,
-            ObjectType::Cert,
-            name,
-            version,
-            auth,
-            deadline,
-            models::parse_certificate,
-        )
-        .await
-    }
-
-    /// GET one object version and read its bundle with `parse`.
-    #[allow(clippy::too_many_arguments)]
-    async fn get_object<T>(
-        &self,
-        vault: &Vault,
-        kind: ObjectType,
-        name: &str,
-        version: Option<&str>,
-        auth: &impl Authenticator,
-        deadline: Deadline,
-        parse: fn(&[u8]) -> Result<T, String>,
-    ) -> Result<T, KvError> {
-        let url = object_url(vault, kind, name, version);
+    ) -> Result<Object, KvError> {
         let body = self
-            .get_body(
-                vault,
-                url,
-                kind,
-                name,
-                "get",
-                auth,
-                deadline,
-                MAX_OBJECT_BODY,
-            )
+            .get_body(object, Operation::Get, object.url(), auth, deadline)
             .await?;
-        parse(&body).map_err(|e| bad_response(vault, kind, name, e))
+        match object.kind {
+            ObjectType::Secret => parse_secret(&body).map(Object::Secret),
+            ObjectType::Key => parse_key(&body).map(Object::Key),
+            ObjectType::Cert => parse_certificate(&body).map(Object::Cert),
+        }
+        .map_err(|e| KvError::bad_response(object, format!("{}: {e}", object.describe())))
     }
 
     /// Lists every version of an object, following `nextLink` pages on the same vault.
     pub async fn list_versions(
         &self,
-        vault: &Vault,
-        kind: ObjectType,
-        name: &str,
+        object: &ObjectRef,
         auth: &impl Authenticator,
         deadline: Deadline,
     ) -> Result<Vec<VersionItem>, KvError> {
-        let mut url = vault
-            .url
-            .join(&format!("{}/{name}/versions", collection(kind)))
-            .map_err(|e| KvError::Config(e.to_string()))?;
-        url.query_pairs_mut()
-            .append_pair("api-version", API_VERSION);
+        let mut url = object.versions_url();
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
             let body = self
-                .get_body(
-                    vault,
-                    url.clone(),
-                    kind,
-                    name,
-                    "list",
-                    auth,
-                    deadline,
-                    MAX_LIST_BODY,
-                )
+                .get_body(object, Operation::List, url.clone(), auth, deadline)
                 .await?;
-            let page =
-                models::parse_versions(&body).map_err(|e| bad_response(vault, kind, name, e))?;
+            let page = parse_versions(&body).map_err(|e| {
+                KvError::bad_response(object, format!("{}: {e}", object.describe()))
+            })?;
             items.extend(page.items);
             match page.next_link {
                 None => return Ok(items),
-                Some(next) => {
-                    let next = Url::parse(&next).map_err(|_| {
-                        KvError::BadResponse("nextLink is not a URL".into(), vault.name.clone())
-                    })?;
-                    // The token must only ever go to the vault itself.
-                    if next.scheme() != "https"
-                        || next.host_str() != Some(vault.host())
-                        || next.port() != vault.url.port()
-                    {
-                        return Err(KvError::BadResponse(
-                            format!(
-                                "nextLink points away from the vault ({})",
-                                next.host_str().unwrap_or("")
-                            ),
-                            vault.name.clone(),
-                        ));
-                    }
-                    url = next;
-                }
+                Some(next) => url = next_page(object, &next)?,
             }
         }
-        Err(KvError::BadResponse(
+        Err(KvError::bad_response(
+            object,
             format!(
-                "{} {name} has more than {MAX_PAGES} pages of versions",
-                noun(kind)
+                "{} has more than {MAX_PAGES} pages of versions",
+                object.describe()
             ),
-            vault.name.clone(),
         ))
     }
 
     /// One authenticated GET with challenge handling and retries; the body of a 2xx answer.
-    #[allow(clippy::too_many_arguments)]
     async fn get_body(
         &self,
-        vault: &Vault,
+        object: &ObjectRef,
+        operation: Operation,
         url: Url,
-        kind: ObjectType,
-        name: &str,
-        permission: &'static str,
         auth: &impl Authenticator,
         deadline: Deadline,
-        max_body: usize,
     ) -> Result<Vec<u8>, KvError> {
-        let host = vault.host().to_string();
-        let scope_of = |host: &str| self.scopes.lock().expect("scope lock").get(host).cloned();
-        let mut known_scope = scope_of(&host);
-        // Held until this request's challenge names the scope (or it fails).
+        let host = object.vault.host();
+        let (mut token, mut discovering) = self.first_token(host, auth).await?;
+        let policy = Policy::standard(match operation {
+            Operation::Get => MAX_OBJECT_BODY,
+            Operation::List => MAX_LIST_BODY,
+        });
+        let observe = |event| match event {
+            Event::Exchange { status, elapsed } => {
+                self.metrics
+                    .keyvault_exchange(object.kind, operation.as_str(), status, elapsed);
+                tracing::trace!(vault = %object.vault.name, object = %object.name, status, elapsed_ms = elapsed.as_millis() as u64, "key vault response");
+            }
+            Event::Retry => self.metrics.keyvault_retry(object.kind),
+        };
+        let mut challenges = 0;
+        loop {
+            let build = || {
+                let request = self
+                    .http
+                    .get(url.clone())
+                    .header("accept", "application/json");
+                match &token {
+                    Some(t) => request.bearer_auth(t.token.expose()),
+                    None => request,
+                }
+            };
+            let answer = http::call(build, &policy, deadline, &observe)
+                .await
+                .map_err(|e| match e {
+                    CallError::TooLarge(_) => KvError::bad_response(object, e.to_string()),
+                    CallError::Transport(detail) => KvError::Transport {
+                        vault: object.vault.name.clone(),
+                        host: host.to_string(),
+                        detail,
+                    },
+                })?;
+            if answer.status != 401 {
+                return match answer.is_success() {
+                    true => Ok(answer.body),
+                    false => Err(KvError::from_status(
+                        object,
+                        operation.as_str(),
+                        &answer,
+                        auth,
+                    )),
+                };
+            }
+            let header = answer
+                .headers
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok());
+            let scope = challenge::scope_for(header, host)?;
+            challenges += 1;
+            if let Some(rejected) = token.take() {
+                auth.invalidate(&rejected);
+                // One fresh token is worth a try (the cached one may have been revoked); a
+                // second refusal is an authorization problem, not a stale token.
+                if challenges > 2 {
+                    return Err(KvError::token_rejected(object, &answer.body));
+                }
+            }
+            self.scopes
+                .lock()
+                .expect("scope lock")
+                .insert(host.to_string(), scope.clone());
+            discovering.take();
+            token = Some(auth.token(&scope).await?);
+        }
+    }
+
+    /// A token for the vault host's known scope; or, when the scope is not known yet, no token
+    /// and the discovery lock, held until this request's challenge names the scope.
+    async fn first_token(
+        &self,
+        host: &str,
+        auth: &impl Authenticator,
+    ) -> Result<
+        (
+            Option<Arc<AccessToken>>,
+            Option<tokio::sync::OwnedMutexGuard<()>>,
+        ),
+        KvError,
+    > {
+        let scope_of = || self.scopes.lock().expect("scope lock").get(host).cloned();
         let mut discovering = None;
-        if known_scope.is_none() {
+        let mut scope = scope_of();
+        if scope.is_none() {
             let lock = self
                 .discovery
                 .lock()
                 .expect("discovery lock")
-                .entry(host.clone())
+                .entry(host.to_string())
                 .or_default()
                 .clone();
             let guard = lock.lock_owned().await;
-            known_scope = scope_of(&host);
-            if known_scope.is_none() {
+            scope = scope_of();
+            if scope.is_none() {
                 discovering = Some(guard);
             }
         }
-        let mut token = match known_scope {
+        let token = match scope {
             Some(scope) => Some(auth.token(&scope).await?),
             None => None,
         };
-        let mut challenges = 0;
-        let mut backoff = Backoff::standard();
-        loop {
-            let started = Instant::now();
-            let mut request = self
-                .http
-                .get(url.clone())
-                .header("accept", "application/json")
-                .timeout(deadline.remaining().min(Duration::from_secs(30)));
-            if let Some(t) = &token {
-                request = request.bearer_auth(t.token.expose());
-            }
-            let resp = match request.send().await {
-                Ok(resp) => resp,
-                Err(e) => {
-                    self.observe(kind, permission, 0, started);
-                    let detail = net::error_chain(&e);
-                    if backoff.wait(None, deadline).await {
-                        self.count_retry(kind);
-                        tracing::debug!(vault = %vault.name, %detail, "retrying key vault request");
-                        continue;
-                    }
-                    return Err(KvError::Transport {
-                        vault: vault.name.clone(),
-                        host,
-                        detail,
-                    });
-                }
-            };
-            let status = resp.status().as_u16();
-            self.observe(kind, permission, status, started);
-            tracing::trace!(vault = %vault.name, object = name, status, elapsed_ms = started.elapsed().as_millis() as u64, authenticated = token.is_some(), "key vault response");
-            if status == 401 {
-                let header = resp
-                    .headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let body = net::read_body(resp, 64 * 1024).await.unwrap_or_default();
-                let scope = challenge::scope_for(header.as_deref(), &host)?;
-                challenges += 1;
-                if let Some(rejected) = token.take() {
-                    auth.invalidate(&rejected);
-                    // One fresh token is worth a try (the cached one may have been revoked);
-                    // a second refusal is an authorization problem, not a stale token.
-                    if challenges > 2 {
-                        return Err(KvError::TokenRejected {
-                            vault: vault.name.clone(),
-                            message: error_message(&body),
-                        });
-                    }
-                }
-                self.scopes
-                    .lock()
-                    .expect("scope lock")
-                    .insert(host.clone(), scope.clone());
-                discovering.take();
-                token = Some(auth.token(&scope).await?);
-                continue;
-            }
-            let hint = retry::retry_after(resp.headers());
-            if retry::retryable_status(status) {
-                let body = net::read_body(resp, 64 * 1024).await.unwrap_or_default();
-                if backoff.wait(hint, deadline).await {
-                    self.count_retry(kind);
-                    continue;
-                }
-                return Err(status_error(
-                    vault, kind, name, permission, status, &body, auth,
-                ));
-            }
-            let body = match net::read_body(resp, max_body).await {
-                Ok(body) => body,
-                Err(e @ net::BodyError::TooLarge(_)) => {
-                    return Err(KvError::BadResponse(e.to_string(), vault.name.clone()))
-                }
-                Err(e) => {
-                    if backoff.wait(None, deadline).await {
-                        self.count_retry(kind);
-                        continue;
-                    }
-                    return Err(KvError::Transport {
-                        vault: vault.name.clone(),
-                        host,
-                        detail: e.to_string(),
-                    });
-                }
-            };
-            if !(200..300).contains(&status) {
-                return Err(status_error(
-                    vault, kind, name, permission, status, &body, auth,
-                ));
-            }
-            return Ok(body);
-        }
+        Ok((token, discovering))
     }
 }
 
-fn bad_response(vault: &Vault, kind: ObjectType, name: &str, problem: String) -> KvError {
-    KvError::BadResponse(
-        format!("{} {name}: {problem}", noun(kind)),
-        vault.name.clone(),
-    )
-}
-
-fn object_url(vault: &Vault, kind: ObjectType, name: &str, version: Option<&str>) -> Url {
-    // Names and versions were validated to [0-9A-Za-z-], so they need no escaping.
-    let path = match version {
-        Some(v) => format!("{}/{name}/{v}", collection(kind)),
-        None => format!("{}/{name}", collection(kind)),
-    };
-    let mut url = vault.url.join(&path).expect("validated path segments");
-    url.query_pairs_mut()
-        .append_pair("api-version", API_VERSION);
-    url
-}
-
-fn error_message(body: &[u8]) -> String {
-    let parsed: models::ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    let message: String = parsed.error.message.chars().take(400).collect();
-    if message.is_empty() {
-        "no error message".into()
-    } else {
-        message
+/// The next page of a listing, only if it stays on the vault: the token must never leave it.
+fn next_page(object: &ObjectRef, next: &str) -> Result<Url, KvError> {
+    let vault = &object.vault;
+    let next = Url::parse(next)
+        .map_err(|_| KvError::bad_response(object, "nextLink is not a URL".into()))?;
+    if next.scheme() != "https"
+        || next.host_str() != Some(vault.host())
+        || next.port() != vault.url.port()
+    {
+        return Err(KvError::bad_response(
+            object,
+            format!(
+                "nextLink points away from the vault ({})",
+                next.host_str().unwrap_or("")
+            ),
+        ));
     }
-}
-
-fn status_error(
-    vault: &Vault,
-    kind: ObjectType,
-    name: &str,
-    permission: &'static str,
-    status: u16,
-    body: &[u8],
-    auth: &impl Authenticator,
-) -> KvError {
-    let parsed: models::ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    let code = parsed.error.specific_code().to_string();
-    let message = error_message(body);
-    let vault_name = vault.name.clone();
-    match status {
-        // A vault that does not exist is a configuration error, not a missing object (an
-        // `optional` object must not hide it).
-        404 if code != "VaultNotFound" => KvError::NotFound {
-            kind: noun(kind),
-            name: name.to_string(),
-            vault: vault_name,
-            status,
-            code: if code.is_empty() {
-                "NotFound".into()
-            } else {
-                code
-            },
-        },
-        403 if code.ends_with("Disabled") => KvError::Disabled {
-            kind: noun(kind),
-            name: name.to_string(),
-            vault: vault_name,
-            code,
-        },
-        403 => KvError::Forbidden(Box::new(Forbidden {
-            vault: vault_name,
-            code: if code.is_empty() {
-                "Forbidden".into()
-            } else {
-                code
-            },
-            message,
-            identity: match auth.client_id() {
-                Some(id) => format!("the identity with client id {id}"),
-                None => "the identity".into(),
-            },
-            permission,
-            kind: noun(kind),
-            role: match kind {
-                ObjectType::Secret => "Secrets",
-                ObjectType::Key => "Crypto",
-                ObjectType::Cert => "Certificate",
-            },
-        })),
-        429 => KvError::Throttled {
-            vault: vault_name,
-            message,
-        },
-        _ => KvError::Status {
-            vault: vault_name,
-            status,
-            code,
-            message,
-        },
-    }
+    Ok(next)
 }

@@ -3,7 +3,50 @@
 
 use serde::Deserialize;
 
-use crate::secret::Secret;
+use crate::secret::{describe_json_error, Secret};
+
+/// Why a 2xx body is not what Key Vault sends; never quotes the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("{0}")]
+    Json(String),
+    #[error("has no {0}")]
+    Missing(&'static str),
+    #[error("has {0} without a version")]
+    NoVersion(&'static str),
+    #[error("has a cer that is not base64")]
+    CerBase64,
+}
+
+/// One object version as fetched.
+pub enum Object {
+    Secret(SecretBundle),
+    Key(KeyBundle),
+    Cert(CertificateBundle),
+}
+
+impl Object {
+    pub fn version(&self) -> &str {
+        match self {
+            Object::Secret(s) => &s.version,
+            Object::Key(k) => &k.version,
+            Object::Cert(c) => &c.version,
+        }
+    }
+
+    /// Roughly the memory it holds, for cache bounds.
+    pub fn weight(&self) -> usize {
+        256 + match self {
+            Object::Secret(s) => s.value.expose().len(),
+            Object::Key(k) => k
+                .jwk
+                .values()
+                .map(|v| v.as_str().map_or(16, str::len))
+                .sum(),
+            Object::Cert(c) => c.cer.len(),
+        }
+    }
+}
 
 #[derive(Deserialize, Default, Debug)]
 pub struct Attributes {
@@ -75,69 +118,43 @@ struct RawVersionItem {
     pub attributes: Option<Attributes>,
 }
 
-/// `{"error":{"code":…,"message":…,"innererror":{"code":…}}}`.
-#[derive(Deserialize, Default)]
-pub(super) struct ErrorBody {
-    #[serde(default)]
-    pub error: ErrorDetail,
-}
-
-#[derive(Deserialize, Default)]
-pub(super) struct ErrorDetail {
-    #[serde(default)]
-    pub code: String,
-    #[serde(default)]
-    pub message: String,
-    pub innererror: Option<Box<ErrorDetail>>,
-}
-
-impl ErrorDetail {
-    /// The most specific code: the innermost `innererror.code`, else `code`.
-    pub fn specific_code(&self) -> &str {
-        match &self.innererror {
-            Some(inner) if !inner.specific_code().is_empty() => inner.specific_code(),
-            _ => &self.code,
-        }
-    }
-}
-
 /// Reads a secret bundle.
-pub fn parse_secret(body: &[u8]) -> Result<SecretBundle, String> {
+pub fn parse_secret(body: &[u8]) -> Result<SecretBundle, BodyError> {
     let raw: RawSecret = serde_json::from_slice(body).map_err(|e| json(&e))?;
-    let id = raw.id.ok_or("has no id")?;
+    let id = raw.id.ok_or(BodyError::Missing("id"))?;
     Ok(SecretBundle {
-        value: Secret::new(raw.value.ok_or("has no value")?),
-        version: version_of(&id).ok_or("has an id without a version")?,
+        value: Secret::new(raw.value.ok_or(BodyError::Missing("value"))?),
+        version: version_of(&id).ok_or(BodyError::NoVersion("an id"))?,
         content_type: raw.content_type,
         kid: raw.kid.filter(|k| !k.is_empty()),
     })
 }
 
 /// Reads a key bundle.
-pub fn parse_key(body: &[u8]) -> Result<KeyBundle, String> {
+pub fn parse_key(body: &[u8]) -> Result<KeyBundle, BodyError> {
     let raw: RawKey = serde_json::from_slice(body).map_err(|e| json(&e))?;
-    let jwk = raw.key.ok_or("has no key")?;
+    let jwk = raw.key.ok_or(BodyError::Missing("key"))?;
     let kid = jwk
         .get("kid")
         .and_then(|v| v.as_str())
-        .ok_or("has no kid")?;
+        .ok_or(BodyError::Missing("kid"))?;
     Ok(KeyBundle {
-        version: version_of(kid).ok_or("has a kid without a version")?,
+        version: version_of(kid).ok_or(BodyError::NoVersion("a kid"))?,
         jwk,
     })
 }
 
 /// Reads a certificate bundle.
-pub fn parse_certificate(body: &[u8]) -> Result<CertificateBundle, String> {
+pub fn parse_certificate(body: &[u8]) -> Result<CertificateBundle, BodyError> {
     use base64::Engine;
     let raw: RawCertificate = serde_json::from_slice(body).map_err(|e| json(&e))?;
-    let id = raw.id.ok_or("has no id")?;
-    let cer = raw.cer.ok_or("has no cer")?;
+    let id = raw.id.ok_or(BodyError::Missing("id"))?;
+    let cer = raw.cer.ok_or(BodyError::Missing("cer"))?;
     Ok(CertificateBundle {
         cer: base64::engine::general_purpose::STANDARD
             .decode(cer)
-            .map_err(|_| "has a cer that is not base64")?,
-        version: version_of(&id).ok_or("has an id without a version")?,
+            .map_err(|_| BodyError::CerBase64)?,
+        version: version_of(&id).ok_or(BodyError::NoVersion("an id"))?,
     })
 }
 
@@ -148,7 +165,7 @@ pub struct VersionPage {
 }
 
 /// Reads one page of a `/versions` listing; entries without a usable id are skipped.
-pub fn parse_versions(body: &[u8]) -> Result<VersionPage, String> {
+pub fn parse_versions(body: &[u8]) -> Result<VersionPage, BodyError> {
     let raw: RawVersions = serde_json::from_slice(body).map_err(|e| json(&e))?;
     let items = raw
         .value
@@ -169,8 +186,8 @@ pub fn parse_versions(body: &[u8]) -> Result<VersionPage, String> {
     })
 }
 
-fn json(e: &serde_json::Error) -> String {
-    crate::request::json_error(e)
+fn json(e: &serde_json::Error) -> BodyError {
+    BodyError::Json(describe_json_error(e))
 }
 
 /// The version segment of an object id `https://<vault>/<collection>/<name>/<version>`.
@@ -196,11 +213,5 @@ mod tests {
         );
         assert_eq!(version_of("https://kv.vault.azure.net/secrets/s1"), None);
         assert_eq!(version_of("not a url"), None);
-    }
-
-    #[test]
-    fn innermost_error_code() {
-        let body: ErrorBody = serde_json::from_str(r#"{"error":{"code":"Forbidden","message":"m","innererror":{"code":"SecretDisabled"}}}"#).unwrap();
-        assert_eq!(body.error.specific_code(), "SecretDisabled");
     }
 }

@@ -10,13 +10,13 @@ pub mod pfx;
 
 use base64::Engine;
 
-pub use chain::ChainError;
 pub use jwk::JwkError;
 pub use pfx::PfxError;
 
-use crate::keyvault::{CertificateBundle, KeyBundle, SecretBundle};
-use crate::request::json_path::{self, SelectError};
-use crate::request::{ObjectEncoding, ObjectFormat, ObjectSpec};
+use crate::json_path::{self, SelectError};
+use crate::keyvault::{Object, SecretBundle};
+use crate::secret::describe_json_error;
+use crate::spec::{FileRole, ObjectEncoding, ObjectFormat, ObjectSpec};
 
 /// Flags that change how objects are written.
 #[derive(Debug, Clone, Copy)]
@@ -25,23 +25,6 @@ pub struct RenderOptions {
     pub construct_pem_chain: bool,
     /// `--write-cert-and-key-in-separate-files`: also write `<file>.crt` and `<file>.key`.
     pub separate_cert_and_key: bool,
-}
-
-/// One object version as fetched.
-pub enum Fetched {
-    Secret(SecretBundle),
-    Key(KeyBundle),
-    Cert(CertificateBundle),
-}
-
-impl Fetched {
-    pub fn version(&self) -> &str {
-        match self {
-            Fetched::Secret(s) => &s.version,
-            Fetched::Key(k) => &k.version,
-            Fetched::Cert(c) => &c.version,
-        }
-    }
 }
 
 /// A file to return to the driver, with the ObjectVersion it reports.
@@ -97,114 +80,96 @@ pub enum RenderError {
     JsonPath { path: String, problem: SelectError },
 }
 
-/// Where and how one object (or one version of it) is written.
+/// Where one object (or one version of it) is written.
 pub struct Target<'a> {
     pub object: &'a ObjectSpec,
-    pub path: String,
-    pub uid: String,
-    pub mode: u32,
     /// Position in the `objectVersionHistory` layout, if the object uses it.
-    pub history: Option<usize>,
+    pub slot: Option<usize>,
+    /// Mode of files without their own `filePermission` (the request's).
+    pub default_mode: u32,
 }
 
-/// Renders one fetched object into its files, extra files first as upstream orders them.
+/// An object's content: the whole file and, for a certificate-backed secret with the
+/// separate-files flag, its certificates and key.
+struct Contents {
+    whole: Vec<u8>,
+    split: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Renders one fetched object into the files of [`ObjectSpec::files`], in that order.
 pub fn render(
     target: &Target,
-    fetched: &Fetched,
+    fetched: &Object,
     options: RenderOptions,
 ) -> Result<Vec<RenderedFile>, RenderError> {
-    let file = |path: String, contents: Vec<u8>| RenderedFile {
-        path,
-        mode: target.mode,
-        contents,
-        uid: target.uid.clone(),
-        version: fetched.version().to_string(),
+    let contents = match fetched {
+        Object::Secret(secret) => secret_contents(target.object, secret, options)?,
+        Object::Key(key) => Contents {
+            whole: jwk::public_key_pem(&key.jwk)?.into_bytes(),
+            split: None,
+        },
+        Object::Cert(cert) if cert.cer.is_empty() => return Err(RenderError::EmptyCertificate),
+        Object::Cert(cert) => Contents {
+            whole: pem::encode("CERTIFICATE", &cert.cer).into_bytes(),
+            split: None,
+        },
     };
-    match fetched {
-        Fetched::Secret(secret) => {
-            let files = secret_files(target, secret, options)?;
-            // The main file comes last; its content is what the pod would read.
-            let (_, content) = files.last().expect("a secret always has its main file");
-            let selected = match target.object.json.is_empty() {
-                true => Vec::new(),
-                false => json_files(target, content)?,
-            };
-            let mut out = Vec::new();
-            if target.object.writes_whole() {
-                out.extend(
-                    files.into_iter().map(|(suffix, contents)| {
-                        file(format!("{}{suffix}", target.path), contents)
-                    }),
-                );
+    let json = match target.object.json.is_empty() {
+        true => None,
+        false => Some(
+            serde_json::from_slice::<&serde_json::value::RawValue>(&contents.whole)
+                .map_err(|e| RenderError::NotJson(describe_json_error(&e)))?,
+        ),
+    };
+    let mut files = Vec::new();
+    for slot in target.object.files(target.slot) {
+        let bytes = match (slot.role, &contents.split, json) {
+            (FileRole::Whole, ..) => contents.whole.clone(),
+            (FileRole::Certificates, Some((crt, _)), _) => crt.clone(),
+            (FileRole::PrivateKey, Some((_, key)), _) => key.clone(),
+            (FileRole::Certificates | FileRole::PrivateKey, None, _) => continue,
+            (FileRole::Json(i), _, Some(doc)) => {
+                let selection = &target.object.json[i];
+                let value =
+                    selection
+                        .path
+                        .select(doc)
+                        .map_err(|problem| RenderError::JsonPath {
+                            path: selection.path.as_str().to_string(),
+                            problem,
+                        })?;
+                json_path::file_contents(value)
             }
-            out.extend(
-                selected
-                    .into_iter()
-                    .map(|(path, mode, contents)| RenderedFile {
-                        uid: format!("{}/jsonPaths/{path}", target.object.uid()),
-                        mode,
-                        ..file(path, contents)
-                    }),
-            );
-            Ok(out)
-        }
-        Fetched::Key(key) => Ok(vec![file(
-            target.path.clone(),
-            jwk::public_key_pem(&key.jwk)?.into_bytes(),
-        )]),
-        Fetched::Cert(cert) => {
-            if cert.cer.is_empty() {
-                return Err(RenderError::EmptyCertificate);
-            }
-            Ok(vec![file(
-                target.path.clone(),
-                pem::encode("CERTIFICATE", &cert.cer).into_bytes(),
-            )])
-        }
+            (FileRole::Json(_), _, None) => unreachable!("jsonPaths files imply a parsed document"),
+        };
+        files.push(RenderedFile {
+            path: slot.path,
+            mode: slot.mode.unwrap_or(target.default_mode),
+            contents: bytes,
+            uid: slot.uid,
+            version: fetched.version().to_string(),
+        });
     }
-}
-
-/// The files `jsonPaths` select from a secret's content, as (path, mode, contents): strings raw,
-/// any other value as compact JSON; the mode is the entry's own, else the object's.
-fn json_files(target: &Target, content: &[u8]) -> Result<Vec<(String, u32, Vec<u8>)>, RenderError> {
-    let doc: &serde_json::value::RawValue = serde_json::from_slice(content)
-        .map_err(|e| RenderError::NotJson(crate::request::json_error(&e)))?;
-    target
-        .object
-        .json
-        .iter()
-        .map(|selection| {
-            let value = selection
-                .path
-                .select(doc)
-                .map_err(|problem| RenderError::JsonPath {
-                    path: selection.path.as_str().to_string(),
-                    problem,
-                })?;
-            let contents = json_path::file_contents(value);
-            let path = match target.history {
-                Some(i) => format!("{}/{i}", selection.file_name),
-                None => selection.file_name.clone(),
-            };
-            Ok((path, selection.file_mode.unwrap_or(target.mode), contents))
-        })
-        .collect()
+    Ok(files)
 }
 
 const PKCS12: &str = "application/x-pkcs12";
 const PEM_FILE: &str = "application/x-pem-file";
 
-/// A secret's files as (path suffix, contents): with `--write-cert-and-key-in-separate-files`,
-/// certificate-backed secrets get `.crt` and `.key` first, as upstream orders them.
-fn secret_files(
-    target: &Target,
+/// A secret's content after `objectEncoding` and, for a certificate-backed secret, the
+/// conversion its content type and `objectFormat` ask for.
+fn secret_contents(
+    object: &ObjectSpec,
     secret: &SecretBundle,
     options: RenderOptions,
-) -> Result<Vec<(&'static str, Vec<u8>)>, RenderError> {
+) -> Result<Contents, RenderError> {
     let value = secret.value.expose();
-    let encoding = target.object.encoding;
+    let encoding = object.encoding;
     if secret.kid.is_none() {
-        return Ok(vec![("", decode(value.as_bytes(), encoding)?)]);
+        return Ok(Contents {
+            whole: decode(value.as_bytes(), encoding)?,
+            split: None,
+        });
     }
     // Certificate-backed (Key Vault created this secret for a certificate).
     let (content, split) = match secret.content_type.as_deref() {
@@ -213,29 +178,28 @@ fn secret_files(
             value.to_string(),
             options.separate_cert_and_key.then(|| pfx::split_pem(value)),
         ),
-        Some(PKCS12) if target.object.format == ObjectFormat::Pfx => {
+        Some(PKCS12) if object.format == ObjectFormat::Pfx => {
             // The raw PFX (base64 text; binary with objectEncoding base64). The split files are
-            // derived from it; upstream wrote them empty.
+            // derived from it, unencoded; upstream wrote them empty.
             let split = match options.separate_cert_and_key {
                 true => {
                     let decoded = pfx::decode(value, options.construct_pem_chain)?;
-                    Some((decoded.certs_pem(), decoded.keys_pem()))
+                    Some((
+                        decoded.certs_pem().into_bytes(),
+                        decoded.keys_pem().into_bytes(),
+                    ))
                 }
                 false => None,
             };
-            let main = decode(value.as_bytes(), encoding)?;
-            let mut files = Vec::new();
-            if let Some((crt, key)) = split {
-                files.push((".crt", crt.into_bytes()));
-                files.push((".key", key.into_bytes()));
-            }
-            files.push(("", main));
-            return Ok(files);
+            return Ok(Contents {
+                whole: decode(value.as_bytes(), encoding)?,
+                split,
+            });
         }
         Some(PKCS12) => {
             let decoded = pfx::decode(value, options.construct_pem_chain)?;
             if decoded.order == chain::Order::Incomplete {
-                tracing::warn!(object = %target.object.name, "certificate chain is not complete due to missing intermediate/root certificates in the cert from key vault");
+                tracing::warn!(object = %object.name, "certificate chain is not complete due to missing intermediate/root certificates in the cert from key vault");
             }
             let split = options
                 .separate_cert_and_key
@@ -248,13 +212,17 @@ fn secret_files(
             ))
         }
     };
-    let mut files = Vec::new();
-    if let Some((crt, key)) = split {
-        files.push((".crt", decode(crt.as_bytes(), encoding)?));
-        files.push((".key", decode(key.as_bytes(), encoding)?));
-    }
-    files.push(("", decode(content.as_bytes(), encoding)?));
-    Ok(files)
+    let split = match split {
+        Some((crt, key)) => Some((
+            decode(crt.as_bytes(), encoding)?,
+            decode(key.as_bytes(), encoding)?,
+        )),
+        None => None,
+    };
+    Ok(Contents {
+        whole: decode(content.as_bytes(), encoding)?,
+        split,
+    })
 }
 
 /// Applies `objectEncoding` to a secret's (post-processing) content.

@@ -2,11 +2,12 @@
 //! provider's `buildAuthConfig`/`NewConfig` do (provider-behaviour §3.1), with its error texts
 //! plus a sentence on what to fix.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use crate::secret::Secret;
+use crate::secret::{describe_json_error, Secret};
+use crate::spec::Credential;
 
 /// Audience of the service-account token exchanged for workload identity.
 pub const WORKLOAD_IDENTITY_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -29,51 +30,6 @@ impl Mode {
             Mode::PodIdentity => "PodIdentity",
             Mode::VmManagedIdentity => "VMManagedIdentity",
             Mode::AzureTokenProxy => "AzureTokenProxy",
-        }
-    }
-}
-
-/// The credential a mount authenticates with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credential {
-    /// Federated service-account token exchanged at Entra ID (client assertion grant).
-    WorkloadIdentity {
-        client_id: String,
-        assertion: Secret,
-    },
-    /// Client id and secret from the node-publish secret (client credentials grant).
-    ServicePrincipal { client_id: String, secret: Secret },
-    /// aad-pod-identity's NMI, acting for the pod.
-    PodIdentity { namespace: String, name: String },
-    /// The node's managed identity from IMDS; `None` is the system-assigned identity.
-    VmManagedIdentity { client_id: Option<String> },
-    /// AKS identity binding: the service-account token exchanged through the token proxy.
-    IdentityBinding {
-        client_id: String,
-        assertion: Secret,
-    },
-}
-
-impl Credential {
-    /// Label for logs and metrics; never carries credential material.
-    pub fn mode_name(&self) -> &'static str {
-        match self {
-            Credential::WorkloadIdentity { .. } => "workload_identity",
-            Credential::ServicePrincipal { .. } => "service_principal",
-            Credential::PodIdentity { .. } => "pod_identity",
-            Credential::VmManagedIdentity { .. } => "vm_managed_identity",
-            Credential::IdentityBinding { .. } => "identity_binding",
-        }
-    }
-
-    /// The client id the credential acts as, when it is known before any token call.
-    pub fn client_id(&self) -> Option<&str> {
-        match self {
-            Credential::WorkloadIdentity { client_id, .. }
-            | Credential::ServicePrincipal { client_id, .. }
-            | Credential::IdentityBinding { client_id, .. } => Some(client_id),
-            Credential::VmManagedIdentity { client_id } => client_id.as_deref(),
-            Credential::PodIdentity { .. } => None,
         }
     }
 }
@@ -131,7 +87,7 @@ fn token_for(tokens: &str, audience: &'static str) -> Result<Secret, TokenError>
         return Err(TokenError::NotFound(audience));
     }
     let parsed: HashMap<String, SaToken> =
-        serde_json::from_str(tokens).map_err(|e| TokenError::Json(super::json_error(&e)))?;
+        serde_json::from_str(tokens).map_err(|e| TokenError::Json(describe_json_error(&e)))?;
     match parsed.get(audience) {
         Some(t) if !t.token.is_empty() => Ok(Secret::new(t.token.clone())),
         _ => Err(TokenError::Audience(audience)),
@@ -144,7 +100,7 @@ pub struct AuthInputs<'a> {
     pub client_id: &'a str,
     pub user_assigned_identity_id: &'a str,
     pub sa_tokens: &'a str,
-    pub secrets: Option<&'a HashMap<String, String>>,
+    pub secrets: Option<&'a BTreeMap<String, String>>,
     pub pod_namespace: &'a str,
     pub pod_name: &'a str,
 }
@@ -228,7 +184,7 @@ mod tests {
         mode: Mode,
         client_id: &'a str,
         tokens: &'a str,
-        secrets: Option<&'a HashMap<String, String>>,
+        secrets: Option<&'a BTreeMap<String, String>>,
     ) -> AuthInputs<'a> {
         AuthInputs {
             mode,
@@ -245,7 +201,7 @@ mod tests {
 
     #[test]
     fn workload_identity_wins_over_secrets() {
-        let secrets = HashMap::from([
+        let secrets = BTreeMap::from([
             ("clientid".into(), "x".into()),
             ("clientsecret".into(), "y".into()),
         ]);
@@ -257,7 +213,7 @@ mod tests {
 
     #[test]
     fn service_principal_keys_are_case_insensitive() {
-        let secrets = HashMap::from([
+        let secrets = BTreeMap::from([
             ("ClientID".into(), "id".into()),
             ("CLIENTSECRET".into(), "pw".into()),
         ]);
@@ -271,11 +227,11 @@ mod tests {
     fn error_texts() {
         let e = |i: AuthInputs| credential(&i).unwrap_err().to_string();
         assert!(e(inputs(Mode::None, "", "", None)).starts_with("failed to build auth config for mode None: failed to get credentials, nodePublishSecretRef secret is not set"));
-        let empty = HashMap::new();
+        let empty = BTreeMap::new();
         assert!(e(inputs(Mode::None, "", "", Some(&empty))).starts_with(
             "failed to build auth config for mode None: could not find clientid in secrets"
         ));
-        let id_only = HashMap::from([("clientid".into(), "x".into())]);
+        let id_only = BTreeMap::from([("clientid".into(), "x".into())]);
         assert!(e(inputs(Mode::None, "", "", Some(&id_only)))
             .contains("could not find clientsecret in secrets"));
         assert!(e(inputs(Mode::None, "cid", "", None)).starts_with("failed to build auth config for mode None: failed to parse workload identity tokens, error: service account tokens not found"));

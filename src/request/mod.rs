@@ -4,18 +4,18 @@
 //! Nothing here performs network I/O; the only file read is an AzureStackCloud environment file.
 
 pub mod auth;
-pub mod json_path;
 pub mod objects;
 pub mod path;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::cloud::{self, Cloud, CloudError, CloudName};
-pub use auth::{AuthError, Credential, Mode};
-pub use objects::{
-    JsonSelection, ObjectEncoding, ObjectFormat, ObjectSpec, ObjectType, ObjectsError,
-};
+use crate::go;
+use crate::secret::describe_json_error;
+use crate::spec::{MountSpec, ObjectSpec, PodInfo};
+pub use auth::{AuthError, Mode};
+pub use objects::ObjectsError;
 
 /// Attribute keys the kubelet and the driver add to the SPC parameters.
 pub mod keys {
@@ -25,30 +25,6 @@ pub mod keys {
     pub const SERVICE_ACCOUNT: &str = "csi.storage.k8s.io/serviceAccount.name";
     pub const SA_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
     pub const SPC_NAME: &str = "secretProviderClass";
-}
-
-/// The pod a mount is for (the Sync Controller's own pod when it is the caller).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodInfo {
-    pub name: String,
-    pub namespace: String,
-    pub uid: String,
-    pub service_account: String,
-    /// Name of the SecretProviderClass, when the caller sent it (driver ≥ v1.6 first mounts).
-    pub spc: String,
-}
-
-/// A fully parsed and validated mount request.
-#[derive(Debug, Clone)]
-pub struct MountSpec {
-    pub pod: PodInfo,
-    pub vault_name: String,
-    pub tenant_id: String,
-    pub cloud: Cloud,
-    pub credential: Credential,
-    pub objects: Vec<ObjectSpec>,
-    /// Mode for files without `filePermission` (the request's `permission`, normally 0644).
-    pub default_mode: u32,
 }
 
 /// Defaults that come from the provider's flags and environment, not from the request.
@@ -95,125 +71,69 @@ pub enum RequestError {
     VaultNameChars(String),
 }
 
-/// Describes a JSON error by position and kind only: serde's own text can quote input values,
-/// and these documents carry tokens and client secrets.
-pub(crate) fn json_error(e: &serde_json::Error) -> String {
-    let kind = match e.classify() {
-        serde_json::error::Category::Io => "I/O error",
-        serde_json::error::Category::Syntax => "invalid JSON syntax",
-        serde_json::error::Category::Data => "unexpected JSON value type",
-        serde_json::error::Category::Eof => "unexpected end of JSON input",
-    };
-    format!("{kind} at line {} column {}", e.line(), e.column())
+impl RequestError {
+    /// Errors of the request envelope itself, which upstream reports without the "failed to
+    /// mount objects" prefix.
+    pub fn is_envelope(&self) -> bool {
+        matches!(
+            self,
+            RequestError::Attributes(_) | RequestError::Secrets(_) | RequestError::Permission(_)
+        )
+    }
 }
 
-/// Go's `strconv.ParseBool`; an absent or empty value is `false`.
+/// Go's `strconv.ParseBool` of a parameter; an absent or empty value is `false`.
 pub(crate) fn parse_bool(
-    attrs: &HashMap<String, String>,
+    attrs: &BTreeMap<String, String>,
     flag: &'static str,
 ) -> Result<bool, RequestError> {
     let text = attrs.get(flag).map(|v| v.trim()).unwrap_or("");
-    go_bool(text).ok_or_else(|| RequestError::Bool {
+    if text.is_empty() {
+        return Ok(false);
+    }
+    go::parse_bool(text).map_err(|_| RequestError::Bool {
         flag,
         value: text.to_string(),
     })
 }
 
-/// Go's `strconv.ParseBool` spellings, with empty meaning false.
-pub(crate) fn go_bool(text: &str) -> Option<bool> {
-    match text {
-        "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        _ => None,
-    }
-}
-
-/// Parses one mount request.
+/// Parses one mount request, checking in the Go provider's order.
 pub async fn parse(
     attributes: &str,
     secrets: &str,
     permission: &str,
     defaults: &RequestDefaults,
 ) -> Result<MountSpec, RequestError> {
-    let attrs: HashMap<String, String> =
-        serde_json::from_str(attributes).map_err(|e| RequestError::Attributes(json_error(&e)))?;
+    let attrs: BTreeMap<String, String> = serde_json::from_str(attributes)
+        .map_err(|e| RequestError::Attributes(describe_json_error(&e)))?;
     // The kubelet sends no secrets when the pod has no nodePublishSecretRef; Go marshals that nil
     // map as `null`.
-    let secrets: Option<HashMap<String, String>> =
-        serde_json::from_str(secrets).map_err(|e| RequestError::Secrets(json_error(&e)))?;
+    let secrets: Option<BTreeMap<String, String>> = serde_json::from_str(secrets)
+        .map_err(|e| RequestError::Secrets(describe_json_error(&e)))?;
     let default_mode = parse_permission(permission)?;
-
-    let get = |key: &str| attrs.get(key).map(|v| v.trim()).unwrap_or("");
-    let pod = PodInfo {
-        name: get(keys::POD_NAME).to_string(),
-        namespace: get(keys::POD_NAMESPACE).to_string(),
-        uid: get(keys::POD_UID).to_string(),
-        service_account: get(keys::SERVICE_ACCOUNT).to_string(),
-        spc: get(keys::SPC_NAME).to_string(),
-    };
-    if pod.name.is_empty() {
-        return Err(RequestError::PodName);
-    }
-    if pod.namespace.is_empty() {
-        return Err(RequestError::PodNamespace);
-    }
+    let params = Params(&attrs);
+    let pod = pod_info(&params)?;
     let mode = identity_mode(&attrs)?;
-    let vault_name = get("keyvaultName").to_string();
-    // Objects that all name their own vault need no top-level one; otherwise the Go provider's
-    // check, in its place.
-    if vault_name.is_empty()
-        && !objects::parse(get("objects"))
-            .is_ok_and(|o| !o.is_empty() && o.iter().all(|o| o.vault.is_some()))
-    {
-        return Err(RequestError::VaultName);
-    }
-    let tenant_id = match get("tenantID") {
-        "" => {
-            let legacy = get("tenantId");
-            if !legacy.is_empty() {
-                tracing::debug!("tenantId is deprecated and will be removed in a future release. Use 'tenantID' instead");
-            }
-            legacy
-        }
-        t => t,
-    }
-    .to_string();
-    if tenant_id.is_empty() {
-        return Err(RequestError::Tenant);
-    }
-    // The tenant becomes a path segment of the token URL.
-    if tenant_id.len() > 256
-        || !tenant_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-    {
-        return Err(RequestError::TenantInvalid(
-            tenant_id.escape_debug().to_string(),
-        ));
-    }
-    let cloud = resolve_cloud(get("cloudName"), get("cloudEnvFileName"), defaults).await?;
+    // Parsed once, here, but reported in the Go provider's order: last.
+    let objects = objects::parse(params.get("objects"));
+    let vault_name = vault_name(&params, objects.as_ref().ok())?;
+    let tenant_id = tenant_id(&params)?;
+    let cloud = resolve_cloud(
+        params.get("cloudName"),
+        params.get("cloudEnvFileName"),
+        defaults,
+    )
+    .await?;
     let credential = auth::credential(&auth::AuthInputs {
         mode,
-        client_id: get("clientID"),
-        user_assigned_identity_id: get("userAssignedIdentityID"),
+        client_id: params.get("clientID"),
+        user_assigned_identity_id: params.get("userAssignedIdentityID"),
         sa_tokens: attrs.get(keys::SA_TOKENS).map(String::as_str).unwrap_or(""),
         secrets: secrets.as_ref(),
         pod_namespace: &pod.namespace,
         pod_name: &pod.name,
     })?;
-    let mut objects = objects::parse(get("objects"))?;
-    if objects.iter().any(|o| o.vault.is_none()) {
-        validate_vault_name(&vault_name)?;
-    }
-    for object in &mut objects {
-        if object
-            .vault
-            .as_ref()
-            .is_some_and(|v| v.eq_ignore_ascii_case(&vault_name))
-        {
-            object.vault = None;
-        }
-    }
+    let objects = objects_of_vault(objects?, &vault_name)?;
     Ok(MountSpec {
         pod,
         vault_name,
@@ -225,9 +145,97 @@ pub async fn parse(
     })
 }
 
+/// SecretProviderClass parameters and driver attributes, trimmed; absent reads as empty.
+pub(crate) struct Params<'a>(pub &'a BTreeMap<String, String>);
+
+impl Params<'_> {
+    pub(crate) fn get(&self, key: &str) -> &str {
+        self.0.get(key).map(|v| v.trim()).unwrap_or("")
+    }
+}
+
+fn pod_info(params: &Params) -> Result<PodInfo, RequestError> {
+    let pod = PodInfo {
+        name: params.get(keys::POD_NAME).to_string(),
+        namespace: params.get(keys::POD_NAMESPACE).to_string(),
+        uid: params.get(keys::POD_UID).to_string(),
+        service_account: params.get(keys::SERVICE_ACCOUNT).to_string(),
+        spc: params.get(keys::SPC_NAME).to_string(),
+    };
+    if pod.name.is_empty() {
+        return Err(RequestError::PodName);
+    }
+    if pod.namespace.is_empty() {
+        return Err(RequestError::PodNamespace);
+    }
+    Ok(pod)
+}
+
+/// `keyvaultName`, which objects that all name their own vault may leave out.
+pub(crate) fn vault_name(
+    params: &Params,
+    objects: Option<&Vec<ObjectSpec>>,
+) -> Result<String, RequestError> {
+    let vault_name = params.get("keyvaultName");
+    let all_name_theirs =
+        objects.is_some_and(|o| !o.is_empty() && o.iter().all(|o| o.vault.is_some()));
+    match vault_name.is_empty() && !all_name_theirs {
+        true => Err(RequestError::VaultName),
+        false => Ok(vault_name.to_string()),
+    }
+}
+
+/// `tenantID`, or the deprecated `tenantId`; it becomes a path segment of the token URL.
+pub(crate) fn tenant_id(params: &Params) -> Result<String, RequestError> {
+    let tenant_id = match params.get("tenantID") {
+        "" => {
+            let legacy = params.get("tenantId");
+            if !legacy.is_empty() {
+                tracing::debug!("tenantId is deprecated and will be removed in a future release. Use 'tenantID' instead");
+            }
+            legacy
+        }
+        t => t,
+    };
+    if tenant_id.is_empty() {
+        return Err(RequestError::Tenant);
+    }
+    if tenant_id.len() > 256
+        || !tenant_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    {
+        return Err(RequestError::TenantInvalid(
+            tenant_id.escape_debug().to_string(),
+        ));
+    }
+    Ok(tenant_id.to_string())
+}
+
+/// The objects, checked against the SPC's vault: an object that names the SPC's own vault is
+/// one of its objects (same ids and caches as without the field).
+fn objects_of_vault(
+    mut objects: Vec<ObjectSpec>,
+    vault_name: &str,
+) -> Result<Vec<ObjectSpec>, RequestError> {
+    if objects.iter().any(|o| o.vault.is_none()) {
+        validate_vault_name(vault_name)?;
+    }
+    for object in &mut objects {
+        if object
+            .vault
+            .as_ref()
+            .is_some_and(|v| v.eq_ignore_ascii_case(vault_name))
+        {
+            object.vault = None;
+        }
+    }
+    Ok(objects)
+}
+
 fn parse_permission(permission: &str) -> Result<u32, RequestError> {
-    let mode: u64 =
-        serde_json::from_str(permission).map_err(|e| RequestError::Permission(json_error(&e)))?;
+    let mode: u64 = serde_json::from_str(permission)
+        .map_err(|e| RequestError::Permission(describe_json_error(&e)))?;
     if mode > 0o777 {
         return Err(RequestError::Permission(format!(
             "file mode {mode:#o} has bits outside 0777"
@@ -263,7 +271,7 @@ async fn resolve_cloud(
 }
 
 /// The identity mode from the three boolean parameters, at most one of which may be true.
-pub(crate) fn identity_mode(attrs: &HashMap<String, String>) -> Result<Mode, RequestError> {
+pub(crate) fn identity_mode(attrs: &BTreeMap<String, String>) -> Result<Mode, RequestError> {
     let pod_identity = parse_bool(attrs, "usePodIdentity")?;
     let vm_identity = parse_bool(attrs, "useVMManagedIdentity")?;
     let token_proxy = parse_bool(attrs, "useAzureTokenProxy")?;
@@ -302,7 +310,7 @@ mod tests {
     }
 
     fn attrs(extra: &[(&str, &str)]) -> String {
-        let mut m: HashMap<&str, &str> = HashMap::from([
+        let mut m: BTreeMap<&str, &str> = BTreeMap::from([
             (keys::POD_NAME, "pod"),
             (keys::POD_NAMESPACE, "ns"),
             ("keyvaultName", "kv1"),
@@ -335,7 +343,7 @@ mod tests {
         assert_eq!(spec.objects.len(), 1);
         assert!(matches!(
             spec.credential,
-            Credential::ServicePrincipal { .. }
+            crate::spec::Credential::ServicePrincipal { .. }
         ));
     }
 

@@ -11,107 +11,13 @@
 
 use serde::{de, Deserialize, Deserializer};
 
-use super::json_path::{JsonPath, SyntaxError};
 use super::path;
-
-/// Which Key Vault collection an object lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ObjectType {
-    Secret,
-    Key,
-    Cert,
-}
-
-impl ObjectType {
-    /// The spelling used in ObjectVersion ids and error messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectType::Secret => "secret",
-            ObjectType::Key => "key",
-            ObjectType::Cert => "cert",
-        }
-    }
-}
-
-/// `objectFormat`: how a certificate-backed secret is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObjectFormat {
-    Pem,
-    Pfx,
-}
-
-/// `objectEncoding`: how a secret's value is decoded before it is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObjectEncoding {
-    Utf8,
-    Base64,
-    Hex,
-}
-
-/// One validated object of the SPC.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectSpec {
-    pub name: String,
-    pub object_type: ObjectType,
-    /// `None` means the latest version (`""` or `latest`).
-    pub version: Option<String>,
-    /// The version text as the user wrote it, for error messages.
-    pub version_text: String,
-    /// File path of the object (alias or name).
-    pub file_name: String,
-    pub format: ObjectFormat,
-    pub encoding: ObjectEncoding,
-    /// Explicit per-object mode; `None` uses the request's default.
-    pub file_mode: Option<u32>,
-    /// Number of versions to write (`objectVersionHistory`); 1 means the single-version layout.
-    pub history: u32,
-    /// `optional`: a missing or disabled object is skipped instead of failing the mount.
-    pub optional: bool,
-    /// `keyvaultName` of this object, when it names another vault than the SPC's.
-    pub vault: Option<String>,
-    /// `jsonPaths`: values of a JSON secret written as their own files.
-    pub json: Vec<JsonSelection>,
-    /// `jsonOnly`: write only the `jsonPaths` selections…
-    pub json_only: bool,
-    /// …unless `objectAlias` is set, which asks for the whole secret under that name.
-    pub has_alias: bool,
-}
-
-/// One `jsonPaths` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonSelection {
-    pub path: JsonPath,
-    pub file_name: String,
-    pub file_mode: Option<u32>,
-}
-
-impl ObjectSpec {
-    /// Whether the object itself is written (not with `jsonOnly` and no `objectAlias`).
-    pub fn writes_whole(&self) -> bool {
-        !self.json_only || self.has_alias
-    }
-
-    /// The `ObjectVersion.id`: `<type>/<name>` as the Go provider reports it, prefixed with
-    /// `<vault>/` for an object of another vault so ids stay unique across vaults.
-    pub fn uid(&self) -> String {
-        match &self.vault {
-            Some(vault) => format!("{vault}/{}/{}", self.object_type.as_str(), self.name),
-            None => format!("{}/{}", self.object_type.as_str(), self.name),
-        }
-    }
-}
+use crate::go;
+use crate::json_path::{JsonPath, SyntaxError};
+use crate::spec::{JsonSelection, ObjectEncoding, ObjectFormat, ObjectSpec, ObjectType};
 
 /// A per-object problem; displayed with the Go provider's `failed to get objectType:…` prefix.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "failed to get objectType:{object_type}, objectName:{name}, objectVersion:{version}: {problem}"
-)]
-pub struct ObjectError {
-    pub object_type: String,
-    pub name: String,
-    pub version: String,
-    pub problem: ObjectProblem,
-}
+pub type ObjectError = crate::spec::ObjectError<ObjectProblem>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectProblem {
@@ -321,83 +227,28 @@ pub fn parse_each(objects: &str) -> Result<Vec<Result<ObjectSpec, ObjectsError>>
 
 fn validate(raw: RawObject) -> Result<ObjectSpec, ObjectError> {
     let name = raw.object_name.trim().to_string();
-    let type_text = raw.object_type.trim().to_string();
     let version_text = raw.object_version.trim().to_string();
-    let fail = |problem| ObjectError {
-        object_type: type_text.clone(),
+    let fail = |cause| ObjectError {
+        object_type: raw.object_type.trim().to_string(),
         name: name.clone(),
         version: version_text.clone(),
-        problem,
+        cause,
     };
-
     // Same order as the Go provider's validate(): format, encoding, file name; then our additions.
-    let object_type = match type_text.as_str() {
+    let object_type = match raw.object_type.trim() {
         "secret" => Some(ObjectType::Secret),
         "key" => Some(ObjectType::Key),
         "cert" => Some(ObjectType::Cert),
         _ => None,
     };
-    let format = match raw.object_format.trim().to_ascii_lowercase().as_str() {
-        "" | "pem" => ObjectFormat::Pem,
-        "pfx" => ObjectFormat::Pfx,
-        _ => {
-            return Err(fail(ObjectProblem::InvalidFormat(
-                raw.object_format.trim().to_string(),
-            )))
-        }
-    };
-    if format == ObjectFormat::Pfx
-        && object_type != Some(ObjectType::Secret)
-        && object_type.is_some()
-    {
-        return Err(fail(ObjectProblem::PfxNotSecret));
-    }
-    let encoding_text = raw.object_encoding.trim();
-    let encoding = if encoding_text.is_empty() {
-        ObjectEncoding::Utf8
-    } else {
-        if object_type.is_some() && object_type != Some(ObjectType::Secret) {
-            return Err(fail(ObjectProblem::EncodingNotSecret));
-        }
-        match encoding_text.to_ascii_lowercase().as_str() {
-            "utf-8" => ObjectEncoding::Utf8,
-            "base64" => ObjectEncoding::Base64,
-            "hex" => ObjectEncoding::Hex,
-            _ => {
-                return Err(fail(ObjectProblem::InvalidEncoding(
-                    encoding_text.to_string(),
-                )))
-            }
-        }
-    };
+    let (format, encoding) = format_and_encoding(&raw, object_type).map_err(fail)?;
     let alias = raw.object_alias.trim();
-    let file_name = if alias.is_empty() {
-        name.clone()
-    } else {
-        alias.to_string()
-    };
-    path::validate(&file_name).map_err(|e| fail(e.into()))?;
-
-    let Some(object_type) = object_type else {
-        return Err(fail(ObjectProblem::InvalidType));
-    };
-    if name.is_empty() {
-        return Err(fail(ObjectProblem::MissingName));
-    }
-    if name.len() > 127 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(fail(ObjectProblem::InvalidName(
-            name.escape_debug().to_string(),
-        )));
-    }
-    let version = match version_text.as_str() {
-        "" | "latest" => None,
-        v if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric()) => Some(v.to_string()),
-        v => {
-            return Err(fail(ObjectProblem::InvalidVersion(
-                v.escape_debug().to_string(),
-            )))
-        }
-    };
+    let file_name = if alias.is_empty() { &name } else { alias };
+    path::validate(file_name).map_err(|e| fail(e.into()))?;
+    let object_type = object_type
+        .ok_or(ObjectProblem::InvalidType)
+        .map_err(fail)?;
+    let version = name_and_version(&name, &version_text).map_err(fail)?;
     let file_mode = match raw.file_permission.trim() {
         "" => None,
         text => Some(parse_mode(text).map_err(fail)?),
@@ -408,35 +259,16 @@ fn validate(raw: RawObject) -> Result<ObjectSpec, ObjectError> {
         )));
     }
     let optional = parse_bool("optional", &raw.optional).map_err(fail)?;
-    let vault = match raw.keyvault_name.trim() {
-        "" => None,
-        vault => {
-            if super::validate_vault_name(vault).is_err() {
-                return Err(fail(ObjectProblem::VaultName(
-                    vault.escape_debug().to_string(),
-                )));
-            }
-            // Vault names are case-insensitive; one spelling keeps ids and caches consistent.
-            Some(vault.to_ascii_lowercase())
-        }
-    };
+    let vault = object_vault(raw.keyvault_name.trim()).map_err(fail)?;
     let json = json_selections(raw.json_paths.unwrap_or_default()).map_err(fail)?;
-    if !json.is_empty() && object_type != ObjectType::Secret {
-        return Err(fail(ObjectProblem::JsonPathsNotSecret));
-    }
-    if !json.is_empty() && format == ObjectFormat::Pfx {
-        return Err(fail(ObjectProblem::JsonPathsPfx));
-    }
     let json_only = parse_bool("jsonOnly", &raw.json_only).map_err(fail)?;
-    if json_only && json.is_empty() {
-        return Err(fail(ObjectProblem::JsonOnlyWithoutPaths));
-    }
+    check_json(object_type, format, json.is_empty(), json_only).map_err(fail)?;
     Ok(ObjectSpec {
-        name: name.clone(),
+        file_name: file_name.to_string(),
+        name,
         object_type,
         version,
-        version_text: version_text.clone(),
-        file_name,
+        version_text,
         format,
         encoding,
         file_mode,
@@ -449,11 +281,93 @@ fn validate(raw: RawObject) -> Result<ObjectSpec, ObjectError> {
     })
 }
 
+/// `objectFormat` and `objectEncoding`, which only secrets may use; with an unknown type, the
+/// type's own error comes later, as upstream orders them.
+fn format_and_encoding(
+    raw: &RawObject,
+    object_type: Option<ObjectType>,
+) -> Result<(ObjectFormat, ObjectEncoding), ObjectProblem> {
+    let not_secret = object_type.is_some_and(|t| t != ObjectType::Secret);
+    let format = match raw.object_format.trim().to_ascii_lowercase().as_str() {
+        "" | "pem" => ObjectFormat::Pem,
+        "pfx" if not_secret => return Err(ObjectProblem::PfxNotSecret),
+        "pfx" => ObjectFormat::Pfx,
+        _ => {
+            return Err(ObjectProblem::InvalidFormat(
+                raw.object_format.trim().to_string(),
+            ))
+        }
+    };
+    let encoding = match raw.object_encoding.trim() {
+        "" => ObjectEncoding::Utf8,
+        _ if not_secret => return Err(ObjectProblem::EncodingNotSecret),
+        text => match text.to_ascii_lowercase().as_str() {
+            "utf-8" => ObjectEncoding::Utf8,
+            "base64" => ObjectEncoding::Base64,
+            "hex" => ObjectEncoding::Hex,
+            _ => return Err(ObjectProblem::InvalidEncoding(text.to_string())),
+        },
+    };
+    Ok((format, encoding))
+}
+
+/// Checks the name and reads the version (`None` for the latest); both become URL segments.
+fn name_and_version(name: &str, version: &str) -> Result<Option<String>, ObjectProblem> {
+    if name.is_empty() {
+        return Err(ObjectProblem::MissingName);
+    }
+    if name.len() > 127 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(ObjectProblem::InvalidName(name.escape_debug().to_string()));
+    }
+    match version {
+        "" | "latest" => Ok(None),
+        v if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Ok(Some(v.to_string()))
+        }
+        v => Err(ObjectProblem::InvalidVersion(v.escape_debug().to_string())),
+    }
+}
+
+/// An object's own `keyvaultName`, in lower case: vault names are case-insensitive, and one
+/// spelling keeps ids and caches consistent.
+fn object_vault(vault: &str) -> Result<Option<String>, ObjectProblem> {
+    match vault {
+        "" => Ok(None),
+        vault if super::validate_vault_name(vault).is_err() => {
+            Err(ObjectProblem::VaultName(vault.escape_debug().to_string()))
+        }
+        vault => Ok(Some(vault.to_ascii_lowercase())),
+    }
+}
+
+/// `jsonPaths` only select from a secret's JSON text; `jsonOnly` needs them.
+fn check_json(
+    object_type: ObjectType,
+    format: ObjectFormat,
+    no_paths: bool,
+    json_only: bool,
+) -> Result<(), ObjectProblem> {
+    if !no_paths && object_type != ObjectType::Secret {
+        return Err(ObjectProblem::JsonPathsNotSecret);
+    }
+    if !no_paths && format == ObjectFormat::Pfx {
+        return Err(ObjectProblem::JsonPathsPfx);
+    }
+    if json_only && no_paths {
+        return Err(ObjectProblem::JsonOnlyWithoutPaths);
+    }
+    Ok(())
+}
+
+/// Go's `strconv.ParseBool`, with empty meaning false.
 fn parse_bool(field: &'static str, text: &str) -> Result<bool, ObjectProblem> {
-    super::go_bool(text.trim()).ok_or_else(|| ObjectProblem::Bool {
-        field,
-        value: text.trim().escape_debug().to_string(),
-    })
+    match text.trim() {
+        "" => Ok(false),
+        text => go::parse_bool(text).map_err(|_| ObjectProblem::Bool {
+            field,
+            value: text.escape_debug().to_string(),
+        }),
+    }
 }
 
 fn json_selections(raw: Vec<RawJsonPath>) -> Result<Vec<JsonSelection>, ObjectProblem> {

@@ -1,30 +1,23 @@
-//! The gRPC edge: `v1alpha1.CSIDriverProvider` and `grpc.health.v1.Health` on a Unix socket,
-//! the HTTP `/healthz` probe, and graceful shutdown. The only module that knows gRPC types.
+//! The edge: `v1alpha1.CSIDriverProvider` and `grpc.health.v1.Health` on a Unix socket, the
+//! HTTP `/healthz` and `/metrics` endpoints, and graceful shutdown. The only module that knows
+//! gRPC types.
 
-mod healthz;
+mod endpoints;
+mod service;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
-use tonic::{Request, Response, Status};
 
-use crate::metrics::{self, GrpcLabels, Metrics};
-use crate::proto::v1alpha1::csi_driver_provider_server::{
-    CsiDriverProvider, CsiDriverProviderServer,
-};
-use crate::proto::v1alpha1::{
-    File, MountRequest, MountResponse, ObjectVersion, VersionRequest, VersionResponse,
-};
+use crate::metrics::Metrics;
+use crate::proto::v1alpha1::csi_driver_provider_server::CsiDriverProviderServer;
 use crate::provider::Provider;
-use crate::request::keys;
-pub use healthz::HealthzConfig;
-
-/// Name reported by the Version RPC.
-pub const RUNTIME_NAME: &str = "akv-csi-provider";
+use crate::request::RequestDefaults;
+pub use endpoints::HealthzConfig;
+use service::Service;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -33,6 +26,8 @@ pub struct ServerConfig {
     pub healthz: HealthzConfig,
     /// `--prometheus-port`; 0 picks a free port (tests).
     pub metrics_port: u16,
+    /// What requests leave to the provider's flags.
+    pub defaults: RequestDefaults,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,21 +106,25 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let listener = bind(&config.socket)?;
-    let (metrics_port, metrics_task) = metrics::serve(metrics.clone(), config.metrics_port)
+    let metrics_endpoint = endpoints::metrics(metrics.clone(), config.metrics_port)
         .await
         .map_err(|source| ServerError::Metrics {
-        port: config.metrics_port,
-        source,
-    })?;
+            port: config.metrics_port,
+            source,
+        })?;
+    let healthz = endpoints::healthz(config.healthz.clone(), config.socket.clone())
+        .await
+        .map_err(|source| ServerError::Healthz {
+            port: config.healthz.port,
+            source,
+        })?;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<CsiDriverProviderServer<Service>>()
         .await;
+    tracing::info!(socket = %config.socket.display(), healthz_port = healthz.port, metrics_port = metrics_endpoint.port, "listening");
 
-    let healthz = healthz::serve(config.healthz.clone(), config.socket.clone()).await?;
-    tracing::info!(socket = %config.socket.display(), healthz_port = healthz.port, metrics_port, "listening");
-
-    let service = CsiDriverProviderServer::new(Service { provider, metrics })
+    let service = CsiDriverProviderServer::new(Service::new(provider, metrics, config.defaults))
         .max_encoding_message_size(64 * 1024 * 1024);
     let result = tonic::transport::Server::builder()
         .add_service(health_service)
@@ -136,120 +135,11 @@ pub async fn run(
         })
         .await;
     healthz.stop();
-    metrics_task.abort();
+    metrics_endpoint.stop();
     let _ = std::fs::remove_file(&config.socket);
     result?;
     tracing::info!("stopped");
     Ok(())
-}
-
-struct Service {
-    provider: Arc<Provider>,
-    metrics: Arc<Metrics>,
-}
-
-impl Service {
-    fn observe(
-        &self,
-        grpc_method: &'static str,
-        grpc_code: &'static str,
-        error_class: &'static str,
-        started: Instant,
-    ) {
-        self.metrics
-            .grpc_request
-            .get_or_create(&GrpcLabels {
-                provider: metrics::PROVIDER,
-                os_type: metrics::OS_TYPE,
-                grpc_method,
-                grpc_code,
-                error_class,
-            })
-            .observe(started.elapsed().as_secs_f64());
-    }
-}
-
-const VERSION_METHOD: &str = "/v1alpha1.CSIDriverProvider/Version";
-const MOUNT_METHOD: &str = "/v1alpha1.CSIDriverProvider/Mount";
-
-#[tonic::async_trait]
-impl CsiDriverProvider for Service {
-    async fn version(
-        &self,
-        _req: Request<VersionRequest>,
-    ) -> Result<Response<VersionResponse>, Status> {
-        self.observe(VERSION_METHOD, "OK", "", Instant::now());
-        Ok(Response::new(VersionResponse {
-            version: "v1alpha1".into(),
-            runtime_name: RUNTIME_NAME.into(),
-            runtime_version: env!("CARGO_PKG_VERSION").into(),
-        }))
-    }
-
-    async fn mount(&self, req: Request<MountRequest>) -> Result<Response<MountResponse>, Status> {
-        let started = Instant::now();
-        let req = req.into_inner();
-        let result = self
-            .provider
-            .mount(&req.attributes, &req.secrets, &req.permission)
-            .await;
-        let elapsed = started.elapsed();
-        match result {
-            Ok(mounted) => {
-                self.observe(MOUNT_METHOD, "OK", "", started);
-                let s = &mounted.spec_summary;
-                let skipped: Vec<String> = mounted
-                    .skipped
-                    .iter()
-                    .map(|k| format!("{} ({})", k.uid, k.reason))
-                    .collect();
-                tracing::info!(
-                    pod = %s.pod, namespace = %s.namespace, spc = %s.spc, vault = %s.vault,
-                    identity = s.mode, objects = s.objects, files = mounted.files.len(),
-                    skipped = %skipped.join(", "),
-                    duration_ms = millis(elapsed), outcome = "ok", "mount"
-                );
-                let mut response = MountResponse::default();
-                for f in mounted.files {
-                    response.object_version.push(ObjectVersion {
-                        id: f.uid,
-                        version: f.version,
-                    });
-                    response.files.push(File {
-                        path: f.path,
-                        mode: f.mode as i32,
-                        contents: f.contents,
-                    });
-                }
-                // Listed without a version, so the driver accepts a mount whose objects are all
-                // absent and the pod's status shows what is missing.
-                for k in mounted.skipped {
-                    response.object_version.push(ObjectVersion {
-                        id: k.uid,
-                        version: String::new(),
-                    });
-                }
-                Ok(Response::new(response))
-            }
-            Err(e) => {
-                self.observe(MOUNT_METHOD, "Unknown", e.class(), started);
-                // The request may not have parsed; name the pod if its attributes allow.
-                let attrs: std::collections::HashMap<String, String> =
-                    serde_json::from_str(&req.attributes).unwrap_or_default();
-                let attr = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
-                tracing::warn!(
-                    pod = attr(keys::POD_NAME), namespace = attr(keys::POD_NAMESPACE), spc = attr(keys::SPC_NAME),
-                    duration_ms = millis(elapsed), outcome = e.class(), error = %e, "mount failed"
-                );
-                // Unknown, as upstream: users and alerts match on the message text.
-                Err(Status::unknown(e.to_string()))
-            }
-        }
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    d.as_millis().try_into().unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! `akv-csi-provider lint`: checks SecretProviderClass manifests offline and reports every
 //! problem with the object and field it concerns and what to change. It applies the same checks
-//! a mount applies (shared with [`crate::request`]), plus ones only a whole manifest allows:
+//! a mount applies (shared with `crate::request`), plus ones only a whole manifest allows:
 //! misspelt parameter names, `secretObjects` that refer to files the provider will not write.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
-
+use super::manifest::{self, ManifestError, SecretProviderClass};
 use crate::cloud::CloudName;
-use crate::request::{self, objects, Mode, ObjectSpec, ObjectType};
+use crate::request::{self, objects, Mode, Params};
+use crate::spec::ObjectSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -60,59 +60,20 @@ const KNOWN_PARAMETERS: &[&str] = &[
 /// Parameters of very old provider versions that are accepted and ignored.
 const LEGACY_PARAMETERS: &[&str] = &["resourceGroup", "subscriptionId"];
 
-#[derive(Deserialize)]
-struct Manifest {
-    #[serde(default)]
-    kind: String,
-    #[serde(default, rename = "apiVersion")]
-    api_version: String,
-    #[serde(default)]
-    metadata: Metadata,
-    #[serde(default)]
-    spec: serde_json::Value,
-}
-
-#[derive(Deserialize, Default)]
-struct Metadata {
-    #[serde(default)]
-    name: String,
-}
-
-/// Lints every document of a (multi-document) YAML text. Documents of other kinds, and
-/// SecretProviderClasses of other providers, produce no findings. Returns the number of
-/// SecretProviderClasses checked and the findings.
-pub fn lint(text: &str) -> Result<(usize, Vec<Finding>), String> {
+/// Lints every SecretProviderClass of this provider in a (multi-document) YAML text. Returns
+/// the number of SecretProviderClasses checked and the findings.
+pub fn lint(text: &str) -> Result<(usize, Vec<Finding>), ManifestError> {
+    let classes = manifest::secret_provider_classes(text)?;
     let mut findings = Vec::new();
-    let mut checked = 0;
-    for (index, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
-        let value = serde_json::Value::deserialize(document)
-            .map_err(|e| format!("document {}: not valid YAML: {e}", index + 1))?;
-        if value.is_null() {
-            continue;
-        }
-        let Ok(manifest) = serde_json::from_value::<Manifest>(value) else {
-            continue;
-        };
-        if manifest.kind != "SecretProviderClass" {
-            continue;
-        }
-        let provider = manifest
-            .spec
-            .get("provider")
-            .and_then(|p| p.as_str())
-            .unwrap_or("");
-        if provider != "azure" && !provider.is_empty() {
-            continue;
-        }
-        checked += 1;
+    for spc in &classes {
         let mut report = Report {
-            document: index + 1,
-            resource: format!("SecretProviderClass/{}", manifest.metadata.name),
+            document: spc.document,
+            resource: format!("SecretProviderClass/{}", spc.name),
             findings: &mut findings,
         };
-        check_spc(&manifest, &mut report);
+        check_spc(spc, &mut report);
     }
-    Ok((checked, findings))
+    Ok((classes.len(), findings))
 }
 
 struct Report<'a> {
@@ -141,48 +102,59 @@ impl Report<'_> {
     }
 }
 
-fn check_spc(manifest: &Manifest, r: &mut Report) {
+fn check_spc(spc: &SecretProviderClass, r: &mut Report) {
     if !matches!(
-        manifest.api_version.as_str(),
+        spc.api_version.as_str(),
         "secrets-store.csi.x-k8s.io/v1" | "secrets-store.csi.x-k8s.io/v1alpha1"
     ) {
         r.error(
             "apiVersion",
             format!(
                 "{:?} is not a SecretProviderClass version: use secrets-store.csi.x-k8s.io/v1",
-                manifest.api_version
+                spc.api_version
             ),
         );
     }
-    if manifest.metadata.name.is_empty() {
+    if spc.name.is_empty() {
         r.error("metadata.name", "the SecretProviderClass has no name");
     }
-    if manifest
-        .spec
-        .get("provider")
-        .and_then(|p| p.as_str())
-        .is_none()
-    {
+    if spc.provider.is_none() {
         r.error("spec.provider", "set provider: azure");
     }
-    let Some(raw_params) = manifest.spec.get("parameters").and_then(|p| p.as_object()) else {
+    if spc.parameters.is_none() {
         r.error("spec.parameters", "the driver refuses a SecretProviderClass without parameters: set keyvaultName, tenantID and objects");
         return;
-    };
-    let mut params = HashMap::new();
-    for (key, value) in raw_params {
-        match value.as_str() {
-            Some(s) => {
-                params.insert(key.clone(), s.to_string());
-            }
-            None => r.error(
-                format!("spec.parameters.{key}"),
-                format!(
-                    "parameter values must be strings: quote it, e.g. {key}: \"{}\"",
-                    value.to_string().trim_matches('"')
-                ),
-            ),
+    }
+    let (params, others) = spc.string_parameters();
+    check_parameter_names(&params, &others, r);
+    let view = Params(&params);
+    let mode = match request::identity_mode(&params) {
+        Ok(mode) => Some(mode),
+        Err(e) => {
+            r.error("spec.parameters", e.to_string());
+            None
         }
+    };
+    let parsed = objects::parse_each(view.get("objects"));
+    check_vault_tenant_cloud(&view, &parsed, r);
+    check_identity(&view, mode, r);
+    let files = check_objects(parsed, r);
+    check_secret_objects(spc, &files, r);
+}
+
+fn check_parameter_names(
+    params: &BTreeMap<String, String>,
+    others: &[(String, serde_json::Value)],
+    r: &mut Report,
+) {
+    for (key, value) in others {
+        r.error(
+            format!("spec.parameters.{key}"),
+            format!(
+                "parameter values must be strings: quote it, e.g. {key}: \"{}\"",
+                value.to_string().trim_matches('"')
+            ),
+        );
     }
     for key in params.keys() {
         if KNOWN_PARAMETERS.contains(&key.as_str()) {
@@ -203,16 +175,12 @@ fn check_spc(manifest: &Manifest, r: &mut Report) {
             r.warn(field, "unknown parameter, ignored by the provider");
         }
     }
-    let get = |k: &str| params.get(k).map(|v| v.trim()).unwrap_or("");
+}
 
-    let mode = match request::identity_mode(&params) {
-        Ok(mode) => Some(mode),
-        Err(e) => {
-            r.error("spec.parameters", e.to_string());
-            None
-        }
-    };
-    let parsed = objects::parse_each(get("objects"));
+type Parsed = Result<Vec<Result<ObjectSpec, objects::ObjectsError>>, objects::ObjectsError>;
+
+fn check_vault_tenant_cloud(params: &Params, parsed: &Parsed, r: &mut Report) {
+    let get = |k: &str| params.get(k);
     // Objects that do not parse have their own findings; the others must all name a vault.
     let every_object_names_its_vault = parsed.as_ref().is_ok_and(|list| {
         let valid: Vec<&ObjectSpec> = list.iter().filter_map(|o| o.as_ref().ok()).collect();
@@ -250,6 +218,10 @@ fn check_spc(manifest: &Manifest, r: &mut Report) {
         ),
         Ok(_) => {}
     }
+}
+
+fn check_identity(params: &Params, mode: Option<Mode>, r: &mut Report) {
+    let get = |k: &str| params.get(k);
     match mode {
         Some(Mode::PodIdentity) => r.warn("spec.parameters.usePodIdentity", "aad-pod-identity is deprecated: move to workload identity (clientID) or identity binding"),
         Some(Mode::AzureTokenProxy) if get("clientID").is_empty() => r.error("spec.parameters.clientID", "clientID is required for identity binding"),
@@ -269,7 +241,10 @@ fn check_spc(manifest: &Manifest, r: &mut Report) {
             "only used with useVMManagedIdentity: \"true\"",
         );
     }
+}
 
+/// Every object's problems; the files the valid ones write.
+fn check_objects(parsed: Parsed, r: &mut Report) -> Files {
     let mut files = Files::default();
     match parsed {
         Err(e) => r.error("spec.parameters.objects", e.to_string()),
@@ -292,7 +267,7 @@ fn check_spc(manifest: &Manifest, r: &mut Report) {
             }
         }
     }
-    check_secret_objects(manifest, &files, r);
+    files
 }
 
 /// The files a SecretProviderClass writes, as `secretObjects` may name them.
@@ -301,39 +276,31 @@ struct Files {
     all: BTreeSet<String>,
     /// Files of `optional` objects: absent when the object is.
     optional: BTreeSet<String>,
-    /// Secrets written under one name, which may be certificate-backed (`.crt`/`.key` files).
-    cert_backed_candidates: BTreeSet<String>,
+    /// Files that exist only with `--write-cert-and-key-in-separate-files` for a
+    /// certificate-backed secret.
+    conditional: BTreeSet<String>,
 }
 
 impl Files {
     /// Adds an object's files; returns those an earlier object already writes.
     fn add(&mut self, o: &ObjectSpec) -> Vec<String> {
-        let layout = |name: &str| match o.history {
-            0 | 1 => vec![name.to_string()],
-            n => (0..n).map(|v| format!("{name}/{v}")).collect(),
-        };
-        let mut names = Vec::new();
-        if o.writes_whole() {
-            names.extend(layout(&o.file_name));
-            if o.history <= 1 && o.object_type == ObjectType::Secret && o.json.is_empty() {
-                self.cert_backed_candidates.insert(o.file_name.clone());
+        let mut repeated = Vec::new();
+        for file in o.slots().into_iter().flat_map(|slot| o.files(slot)) {
+            if o.optional {
+                self.optional.insert(file.path.clone());
+            }
+            if file.is_conditional() {
+                self.conditional.insert(file.path);
+            } else if !self.all.insert(file.path.clone()) {
+                repeated.push(file.path);
             }
         }
-        for j in &o.json {
-            names.extend(layout(&j.file_name));
-        }
-        if o.optional {
-            self.optional.extend(names.iter().cloned());
-        }
-        names
-            .into_iter()
-            .filter(|name| !self.all.insert(name.clone()))
-            .collect()
+        repeated
     }
 }
 
-fn check_secret_objects(manifest: &Manifest, files: &Files, r: &mut Report) {
-    let Some(list) = manifest.spec.get("secretObjects") else {
+fn check_secret_objects(spc: &SecretProviderClass, files: &Files, r: &mut Report) {
+    let Some(list) = &spc.secret_objects else {
         return;
     };
     let Some(list) = list.as_array() else {
@@ -373,10 +340,7 @@ fn check_secret_objects(manifest: &Manifest, files: &Files, r: &mut Report) {
                 .and_then(|v| v.as_str())
                 .unwrap_or("");
             let key = item.get("key").and_then(|v| v.as_str()).unwrap_or("");
-            let split = object_name
-                .strip_suffix(".crt")
-                .or_else(|| object_name.strip_suffix(".key"))
-                .is_some_and(|base| files.cert_backed_candidates.contains(base));
+            let split = files.conditional.contains(object_name);
             if !files.all.contains(object_name) && !split {
                 let hint = files.all.iter().cloned().collect::<Vec<_>>().join(", ");
                 r.error(

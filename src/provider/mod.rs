@@ -1,0 +1,190 @@
+//! One mount, independent of gRPC, in named phases: resolve each object's vault, plan the
+//! versions to write (listing versions for `objectVersionHistory`), fetch every distinct object
+//! once and in parallel (bounded per vault, through the caches), render the files in SPC order,
+//! and collect the outcome: every file, optional objects that do not exist left out, or one
+//! error naming every object that failed.
+
+mod error;
+mod fetch;
+mod outcome;
+mod plan;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+use url::Url;
+
+pub use error::{MountError, ObjectCause};
+
+use crate::cache::{Cache, CacheKey};
+use crate::identity::{IdentityConfig, Tokens};
+use crate::keyvault::{KeyVault, Object, VersionItem};
+use crate::metrics::Metrics;
+use crate::net::{self, NetConfig, NetError};
+use crate::render::{RenderOptions, RenderedFile};
+use crate::retry::Deadline;
+use crate::spec::{MountSpec, ObjectType};
+use fetch::{Cached, MountAuth};
+
+/// Settings of the mount path, from flags.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub render: RenderOptions,
+    /// `--mount-timeout`: every mount answers within this, well before the kubelet gives up.
+    pub mount_timeout: Duration,
+    /// `--max-concurrent-requests-per-vault`.
+    pub max_concurrent_per_vault: usize,
+    /// `--object-cache-ttl`: how long a fetched object may serve later mounts presenting the
+    /// same credential material; zero disables the cache. Pinned versions keep 5 times longer.
+    pub object_cache_ttl: Duration,
+    /// `--object-cache-max-bytes`: bound on the cached objects' size.
+    pub object_cache_max_bytes: usize,
+    pub net: NetConfig,
+    pub identity: IdentityConfig,
+}
+
+/// A successful mount: files in SPC order, and the optional objects left out.
+#[derive(Debug, Default)]
+pub struct Mounted {
+    pub files: Vec<RenderedFile>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// An `optional` object that was not mounted because Key Vault has no enabled version of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its ObjectVersion id; reported with an empty version.
+    pub uid: String,
+    pub kind: ObjectType,
+    pub reason: &'static str,
+}
+
+pub struct Provider {
+    config: ProviderConfig,
+    tokens: Tokens,
+    keyvault: KeyVault,
+    metrics: Arc<Metrics>,
+    vault_limits: Mutex<HashMap<Url, Arc<Semaphore>>>,
+    objects: Cache<Cached<Object>>,
+    versions: Cache<Cached<Vec<VersionItem>>>,
+}
+
+/// What every Key Vault call of one mount shares.
+struct Scope<'a> {
+    auth: MountAuth<'a>,
+    /// The credential material's identity, part of every cache key.
+    principal: CacheKey,
+    deadline: Deadline,
+}
+
+impl Provider {
+    pub fn new(config: ProviderConfig, metrics: Arc<Metrics>) -> Result<Self, NetError> {
+        let tls = net::tls_config(&config.net.extra_ca_files)?;
+        let http = net::client(&config.net, tls.clone())?;
+        Ok(Provider {
+            tokens: Tokens::new(http.clone(), config.identity.clone(), tls, metrics.clone()),
+            keyvault: KeyVault::new(http, metrics.clone()),
+            metrics,
+            objects: Cache::new(config.object_cache_max_bytes),
+            versions: Cache::new(config.object_cache_max_bytes / 4),
+            config,
+            vault_limits: Mutex::default(),
+        })
+    }
+
+    /// Mounts `spec` within `--mount-timeout`.
+    pub async fn mount(&self, spec: &MountSpec) -> Result<Mounted, MountError> {
+        let budget = self.config.mount_timeout;
+        // Outbound calls give up a little earlier than the mount, so a hop that does not answer
+        // fails with an error naming its objects; the outer timeout is only the backstop.
+        let calls = budget.saturating_sub((budget / 4).min(Duration::from_secs(2)));
+        tokio::time::timeout(budget, self.mount_within(spec, Deadline::after(calls)))
+            .await
+            .unwrap_or(Err(MountError::Timeout(budget)))
+    }
+
+    async fn mount_within(
+        &self,
+        spec: &MountSpec,
+        deadline: Deadline,
+    ) -> Result<Mounted, MountError> {
+        if spec.objects.is_empty() {
+            tracing::warn!(pod = %spec.pod.name, namespace = %spec.pod.namespace, "objects array is empty: nothing to mount (the driver will report missing object versions)");
+            return Ok(Mounted::default());
+        }
+        let scope = Scope {
+            auth: MountAuth {
+                provider: self,
+                spec,
+                deadline,
+            },
+            principal: self
+                .tokens
+                .principal(&spec.cloud, &spec.tenant_id, &spec.credential),
+            deadline,
+        };
+        let vaults = plan::vaults(spec);
+        let plans = join_all(
+            spec.objects
+                .iter()
+                .zip(vaults)
+                .map(|(object, vault)| self.plan(object, vault, &scope)),
+        )
+        .await;
+        let fetched = self.fetch_all(plan::distinct(&plans), &scope).await;
+        let outcomes = outcome::render_objects(spec, plans, &fetched, self.config.render);
+        let mounted = outcome::collect(spec, outcomes)?;
+        for skipped in &mounted.skipped {
+            self.metrics.optional_skipped(skipped.kind);
+        }
+        outcome::check_size(spec, &mounted.files)?;
+        Ok(mounted)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::cloud::CloudName;
+    use crate::spec::{
+        Credential, MountSpec, ObjectEncoding, ObjectFormat, ObjectSpec, ObjectType, PodInfo,
+    };
+
+    /// A plain secret object.
+    pub fn secret_spec(name: &str) -> ObjectSpec {
+        ObjectSpec {
+            name: name.into(),
+            object_type: ObjectType::Secret,
+            version: None,
+            version_text: String::new(),
+            file_name: name.into(),
+            format: ObjectFormat::Pem,
+            encoding: ObjectEncoding::Utf8,
+            file_mode: None,
+            history: 1,
+            optional: false,
+            vault: None,
+            json: Vec::new(),
+            json_only: false,
+            has_alias: false,
+        }
+    }
+
+    /// A mount of plain secrets from vault `kv-test` in the public cloud.
+    pub fn spec(names: &[&str]) -> MountSpec {
+        let CloudName::Known(cloud) = CloudName::parse("AzurePublicCloud").unwrap() else {
+            unreachable!()
+        };
+        MountSpec {
+            pod: PodInfo::default(),
+            vault_name: "kv-test".into(),
+            tenant_id: "tenant".into(),
+            cloud,
+            credential: Credential::VmManagedIdentity { client_id: None },
+            objects: names.iter().map(|n| secret_spec(n)).collect(),
+            default_mode: 0o644,
+        }
+    }
+}
