@@ -19,9 +19,7 @@ async fn error_of(env: &Env, req: &Request) -> String {
 #[tokio::test]
 async fn envelope_errors() {
     let env = Env::start().await;
-    let base = Request::new(env.params(&secret("api-key")))
-        .service_principal(SP_CLIENT, SP_SECRET)
-        .build();
+    let base = env.sp(&secret("api-key")).build();
     for (field, value, want) in [
         (
             "attributes",
@@ -53,8 +51,7 @@ async fn envelope_errors() {
 #[tokio::test]
 async fn parameter_errors_in_upstream_order_and_text() {
     let env = Env::start().await;
-    let ok =
-        || Request::new(env.params(&secret("api-key"))).service_principal(SP_CLIENT, SP_SECRET);
+    let ok = || env.sp(&secret("api-key"));
     let cases: Vec<(Request, &str)> = vec![
         ({ let mut r = ok(); r.pod = String::new(); r }, "failed to mount objects, error: pod name is not provided"),
         ({ let mut r = ok(); r.namespace = String::new(); r }, "failed to mount objects, error: pod namespace is not provided"),
@@ -102,8 +99,7 @@ async fn per_object_errors_name_the_object() {
         ("objectName: s1\nobjectType: secret\nobjectVersion: ../../keys", "is not a valid Key Vault version"),
     ];
     for (object, want) in cases {
-        let req =
-            Request::new(env.params(&objects(&[object]))).service_principal(SP_CLIENT, SP_SECRET);
+        let req = env.sp(&objects(&[object]));
         let got = error_of(&env, &req).await;
         assert!(got.starts_with("failed to mount objects, error: "), "{got}");
         assert!(
@@ -162,8 +158,7 @@ async fn entra_errors_say_what_to_fix() {
             "check clientID and tenantID",
         ),
         (
-            Request::new(env.params(&secret("api-key")))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&secret("api-key"))
                 .param("tenantID", "55555555-5555-5555-5555-555555555555"),
             "AADSTS90002",
             "check tenantID",
@@ -206,7 +201,7 @@ async fn entra_errors_say_what_to_fix() {
 #[tokio::test]
 async fn key_vault_errors_name_object_vault_and_fix() {
     let env = Env::start().await;
-    let sp = |objs: &str| Request::new(env.params(objs)).service_principal(SP_CLIENT, SP_SECRET);
+    let sp = |objs: &str| env.sp(objs);
     let got = error_of(&env, &sp(&secret("missing"))).await;
     assert!(got.contains("failed to get objectType:secret, objectName:missing, objectVersion:: secret missing was not found in key vault kv-test (404 SecretNotFound)"), "{got}");
     let got = error_of(&env, &sp(&objects(&["objectName: api-key\nobjectType: secret\nobjectVersion: ffffffffffffffffffffffffffffffff"]))).await;
@@ -251,8 +246,7 @@ async fn key_vault_errors_name_object_vault_and_fix() {
 #[tokio::test]
 async fn hostile_sizes_and_shapes_are_refused_quickly_and_clearly() {
     let env = Env::start().await;
-    let sp =
-        |objects: &str| Request::new(env.params(objects)).service_principal(SP_CLIENT, SP_SECRET);
+    let sp = |objects: &str| env.sp(objects);
     let many = vec!["objectName: api-key\nobjectType: secret"; 1001];
     assert_eq!(
         error_of(&env, &sp(&objects(&many))).await,

@@ -14,7 +14,7 @@ fn two_secrets(env: &Env) -> Request {
         "objectName: api-key\nobjectType: secret",
         "objectName: db-password\nobjectType: secret",
     ]);
-    Request::new(env.params(&objs)).service_principal(SP_CLIENT, SP_SECRET)
+    env.sp(&objs)
 }
 
 #[tokio::test]
@@ -74,8 +74,7 @@ async fn persistent_throttling_fails_with_the_cause_and_no_partial_files() {
     );
     let err = env
         .mount(
-            Request::new(env.params(&objects(&["objectName: b64\nobjectType: secret"])))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&objects(&["objectName: b64\nobjectType: secret"]))
                 .build(),
         )
         .await
@@ -142,8 +141,7 @@ async fn broken_json_from_key_vault_is_an_error_naming_the_object() {
         .inject(Some("secret_get"), 1, Fault::InvalidJson);
     let err = env
         .mount(
-            Request::new(env.params(&objects(&["objectName: hex\nobjectType: secret"])))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&objects(&["objectName: hex\nobjectType: secret"]))
                 .build(),
         )
         .await
@@ -173,11 +171,7 @@ async fn responses_over_the_driver_limit_fail_clearly() {
         .collect();
     let items: Vec<&str> = items.iter().map(String::as_str).collect();
     let err = env
-        .mount(
-            Request::new(env.params(&objects(&items)))
-                .service_principal(SP_CLIENT, SP_SECRET)
-                .build(),
-        )
+        .mount(env.sp(&objects(&items)).build())
         .await
         .unwrap_err();
     assert!(
@@ -188,11 +182,7 @@ async fn responses_over_the_driver_limit_fail_clearly() {
     );
     // Two fit the driver's limit, with a warning that a Secret synced from them would not.
     let two = env
-        .mount(
-            Request::new(env.params(&objects(&items[..2])))
-                .service_principal(SP_CLIENT, SP_SECRET)
-                .build(),
-        )
+        .mount(env.sp(&objects(&items[..2])).build())
         .await
         .unwrap();
     assert_eq!(two.files.len(), 2);
@@ -200,8 +190,7 @@ async fn responses_over_the_driver_limit_fail_clearly() {
     // One such object alone is fine.
     let resp = env
         .mount(
-            Request::new(env.params(&objects(&["objectName: big\nobjectType: secret"])))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&objects(&["objectName: big\nobjectType: secret"]))
                 .build(),
         )
         .await

@@ -49,14 +49,7 @@ fn newest_enabled() -> Vec<(String, String)> {
 async fn newest_enabled_versions_across_pages() {
     let env = Env::start_with(&history_seed(), &[]).await;
     let objs = objects(&["objectName: rotating\nobjectType: secret\nobjectVersionHistory: 5\nobjectAlias: app/rotating"]);
-    let resp = env
-        .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
-                .build(),
-        )
-        .await
-        .expect("mount");
+    let resp = env.mount(env.sp(&objs).build()).await.expect("mount");
     let want = newest_enabled();
     assert_eq!(resp.files.len(), 5);
     for (i, (file, version)) in resp.files.iter().zip(&resp.object_version).enumerate() {
@@ -83,14 +76,7 @@ async fn start_version_fewer_versions_and_missing_version() {
     let want = newest_enabled();
     let start = &want[20].1;
     let objs = objects(&[&format!("objectName: rotating\nobjectType: secret\nobjectVersionHistory: 10\nobjectVersion: {start}")]);
-    let resp = env
-        .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
-                .build(),
-        )
-        .await
-        .unwrap();
+    let resp = env.mount(env.sp(&objs).build()).await.unwrap();
     assert_eq!(
         resp.files.len(),
         want.len() - 20,
@@ -101,27 +87,13 @@ async fn start_version_fewer_versions_and_missing_version() {
     let objs = objects(&[
         "objectName: rotating\nobjectType: secret\nobjectVersionHistory: 3\nobjectVersion: latest",
     ]);
-    let resp = env
-        .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
-                .build(),
-        )
-        .await
-        .unwrap();
+    let resp = env.mount(env.sp(&objs).build()).await.unwrap();
     assert_eq!(resp.files[0].contents, want[0].0.as_bytes());
 
     // A disabled or unknown starting version is an error naming it (upstream wrote nothing).
     let disabled = format!("{:032x}", 3 + 1);
     let objs = objects(&[&format!("objectName: rotating\nobjectType: secret\nobjectVersionHistory: 2\nobjectVersion: {disabled}")]);
-    let err = env
-        .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
-                .build(),
-        )
-        .await
-        .unwrap_err();
+    let err = env.mount(env.sp(&objs).build()).await.unwrap_err();
     assert!(
         err.message().contains(&format!(
             "objectVersion {disabled} is not among the enabled versions of this object"

@@ -154,9 +154,7 @@ async fn fifty_concurrent_mounts_make_one_token_request() {
         .entra
         .faults
         .set_latency(Duration::from_millis(200));
-    let req = Request::new(env.params(&secret("api-key")))
-        .service_principal(SP_CLIENT, SP_SECRET)
-        .build();
+    let req = env.sp(&secret("api-key")).build();
     let mounts: Vec<_> = (0..50)
         .map(|_| {
             let (mut client, req) = (env.client.clone(), req.clone());
@@ -178,7 +176,7 @@ async fn fifty_concurrent_mounts_make_one_token_request() {
 async fn tokens_are_refreshed_before_expiry() {
     let env = Env::start_with(&standard_seed(), &["--object-cache-ttl=0"]).await;
     env.azure.entra.set_token_lifetime(Duration::from_secs(6));
-    let req = Request::new(env.params(&secret("api-key"))).service_principal(SP_CLIENT, SP_SECRET);
+    let req = env.sp(&secret("api-key"));
     env.mount(req.build()).await.unwrap();
     env.mount(req.build()).await.unwrap();
     assert_eq!(env.azure.entra.request_count(), 1, "fresh token reused");
@@ -200,7 +198,7 @@ async fn entra_throttling_and_outages_are_retried() {
         Fault::throttle(testkit::fault::RetryAfter::Seconds(1)),
     );
     env.azure.entra.faults.inject(None, 1, Fault::status(503));
-    let req = Request::new(env.params(&secret("api-key"))).service_principal(SP_CLIENT, SP_SECRET);
+    let req = env.sp(&secret("api-key"));
     env.mount(req.build())
         .await
         .expect("succeeds after retries");

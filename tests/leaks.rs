@@ -18,13 +18,7 @@ async fn no_credential_or_secret_reaches_logs_metrics_or_errors() {
         "objectName: db-password\nobjectType: secret\nobjectVersionHistory: 2\nobjectAlias: hist",
     ]);
     // Successes with both identities.
-    env.mount(
-        Request::new(env.params(&all))
-            .service_principal(SP_CLIENT, SP_SECRET)
-            .build(),
-    )
-    .await
-    .unwrap();
+    env.mount(env.sp(&all).build()).await.unwrap();
     let token = env.sa_token("leak-1");
     sa_tokens.push(token.clone());
     env.mount(
@@ -42,13 +36,11 @@ async fn no_credential_or_secret_reaches_logs_metrics_or_errors() {
         Request::new(env.params(&all)).service_principal(SP_CLIENT, "wrong-secret-value-XYZ"),
         Request::new(env.params(&all)).service_principal(NO_ACCESS_CLIENT, NO_ACCESS_SECRET),
         Request::new(env.params(&all)).workload_identity(WI_CLIENT, &forged),
-        Request::new(env.params(&objects(&[
+        env.sp(&objects(&[
             "objectName: api-key\nobjectType: secret\nobjectEncoding: hex",
-        ])))
-        .service_principal(SP_CLIENT, SP_SECRET),
-        Request::new(env.params(&objects(&["objectName: missing\nobjectType: secret"])))
-            .service_principal(SP_CLIENT, SP_SECRET),
-        Request::new(env.params("array: [")).service_principal(SP_CLIENT, SP_SECRET),
+        ])),
+        env.sp(&objects(&["objectName: missing\nobjectType: secret"])),
+        env.sp("array: ["),
     ];
     for req in &failing {
         errors.push(
@@ -60,9 +52,7 @@ async fn no_credential_or_secret_reaches_logs_metrics_or_errors() {
         );
     }
     // Malformed JSON around the secrets themselves.
-    let mut broken = Request::new(env.params(&all))
-        .service_principal(SP_CLIENT, SP_SECRET)
-        .build();
+    let mut broken = env.sp(&all).build();
     broken.secrets = format!("{{\"clientid\":\"{SP_CLIENT}\",\"clientsecret\":{SP_SECRET}}}");
     errors.push(env.mount(broken).await.unwrap_err().message().to_string());
     let mut broken = Request::new(env.params(&all))

@@ -48,9 +48,7 @@ async fn thousand_concurrent_mounts_for_ten_rounds_without_leaks() {
         })
         .collect();
     let items: Vec<&str> = items.iter().map(String::as_str).collect();
-    let req = Request::new(env.params(&objects(&items)))
-        .service_principal(SP_CLIENT, SP_SECRET)
-        .build();
+    let req = env.sp(&objects(&items)).build();
     let mut samples = Vec::new();
     for round in 0..ROUNDS {
         let mounts: Vec<_> = (0..1000)
@@ -77,11 +75,21 @@ async fn thousand_concurrent_mounts_for_ten_rounds_without_leaks() {
         samples[1..].iter().all(|(fd, _)| *fd <= fd_baseline + 4),
         "{samples:?}"
     );
-    // Memory may spike (allocator retention) but must not keep growing: a leak of even 1 KiB per
-    // mount would add 10 MiB a round.
-    let early = samples[1..4].iter().map(|s| s.1).max().unwrap();
-    let late = samples[ROUNDS - 3..].iter().map(|s| s.1).min().unwrap();
-    assert!(late <= early + 16 * 1024, "RSS keeps growing: {samples:?}");
+    // Memory may step up (the allocator keeps the high-water mark of a round whose mounts all
+    // overlapped, which depends on how busy the machine is) but must not keep growing: a leak of
+    // 3 KiB per mount raises the maximum by 3 MiB in every round, a step only in a few.
+    let mut max = samples[0].1;
+    let mut rises = Vec::new();
+    for (round, (_, rss)) in samples.iter().enumerate().skip(1) {
+        if *rss > max + 2 * 1024 {
+            rises.push(round);
+        }
+        max = max.max(*rss);
+    }
+    assert!(
+        rises.len() < ROUNDS / 2,
+        "RSS keeps growing (new highs in rounds {rises:?}): {samples:?}"
+    );
     assert_eq!(env.azure.entra.request_count(), 1);
 }
 
@@ -96,12 +104,12 @@ async fn a_crash_mid_load_loses_nothing_the_driver_cannot_retry() {
         .keyvault
         .faults
         .set_latency(Duration::from_millis(500));
-    let req = Request::new(env.params(&objects(&[
-        "objectName: api-key\nobjectType: secret",
-        "objectName: db-password\nobjectType: secret",
-    ])))
-    .service_principal(SP_CLIENT, SP_SECRET)
-    .build();
+    let req = env
+        .sp(&objects(&[
+            "objectName: api-key\nobjectType: secret",
+            "objectName: db-password\nobjectType: secret",
+        ]))
+        .build();
     let mounts: Vec<_> = (0..200)
         .map(|_| {
             let (mut client, req) = (env.client.clone(), req.clone());

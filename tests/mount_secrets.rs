@@ -13,8 +13,7 @@ fn secret(name: &str) -> String {
 #[tokio::test]
 async fn service_principal_mounts_latest_secret() {
     let env = Env::start().await;
-    let req =
-        Request::new(env.params(&secret("db-password"))).service_principal(SP_CLIENT, SP_SECRET);
+    let req = env.sp(&secret("db-password"));
     let resp = env.mount(req.build()).await.expect("mount succeeds");
     assert_eq!(
         files(&resp)["db-password"],
@@ -93,7 +92,7 @@ async fn pinned_versions_aliases_and_latest_keyword() {
         "objectName: db-password\nobjectType: secret\nobjectVersion: latest\nobjectAlias: current",
         "objectName: api-key\nobjectType: secret\nobjectVersion: \"\"",
     ]);
-    let req = Request::new(env.params(&objs)).service_principal(SP_CLIENT, SP_SECRET);
+    let req = env.sp(&objs);
     let resp = env.mount(req.build()).await.expect("mount succeeds");
     let files = files(&resp);
     assert_eq!(files["old/password"].1, DB_PASSWORD_OLD.as_bytes());
@@ -125,14 +124,7 @@ async fn encodings_decode_secret_values() {
         "objectName: hex\nobjectType: secret\nobjectEncoding: HEX",
         "objectName: api-key\nobjectType: secret\nobjectEncoding: utf-8",
     ]);
-    let resp = env
-        .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
-                .build(),
-        )
-        .await
-        .unwrap();
+    let resp = env.mount(env.sp(&objs).build()).await.unwrap();
     let files = files(&resp);
     assert_eq!(files["b64"].1, b"hello world");
     assert_eq!(files["hex"].1, b"hello");
@@ -147,7 +139,7 @@ async fn file_modes_from_permission_and_file_permission() {
         "objectName: db-password\nobjectType: secret\nfilePermission: 0755",
         "objectName: b64\nobjectType: secret",
     ]);
-    let mut req = Request::new(env.params(&objs)).service_principal(SP_CLIENT, SP_SECRET);
+    let mut req = env.sp(&objs);
     let resp = env.mount(req.build()).await.unwrap();
     let modes: Vec<_> = resp.files.iter().map(|f| f.mode).collect();
     assert_eq!(modes, [0o600, 0o755, 0o644]);
@@ -159,7 +151,7 @@ async fn file_modes_from_permission_and_file_permission() {
 #[tokio::test]
 async fn challenge_round_trip_then_token_on_first_try() {
     let env = Env::start().await;
-    let req = Request::new(env.params(&secret("api-key"))).service_principal(SP_CLIENT, SP_SECRET);
+    let req = env.sp(&secret("api-key"));
     env.mount(req.build()).await.unwrap();
     let log = env.azure.keyvault.requests();
     assert_eq!(
@@ -173,8 +165,7 @@ async fn challenge_round_trip_then_token_on_first_try() {
         "then retried with a token"
     );
     // A later mount of another object reuses the challenge scope and the token.
-    let req =
-        Request::new(env.params(&secret("db-password"))).service_principal(SP_CLIENT, SP_SECRET);
+    let req = env.sp(&secret("db-password"));
     env.mount(req.build()).await.unwrap();
     let log = env.azure.keyvault.requests();
     assert_eq!(log.len(), 3);
@@ -188,7 +179,7 @@ async fn challenge_for_a_foreign_resource_is_refused_before_any_token() {
     env.azure
         .keyvault
         .set_challenge_resource(Some("https://management.azure.com"));
-    let req = Request::new(env.params(&secret("api-key"))).service_principal(SP_CLIENT, SP_SECRET);
+    let req = env.sp(&secret("api-key"));
     let err = env.mount(req.build()).await.unwrap_err();
     assert!(
         err.message().contains("challenge resource \"https://management.azure.com\" doesn't match the requested domain"),
@@ -302,13 +293,6 @@ async fn tenant_id_legacy_spelling_and_precedence() {
 #[tokio::test]
 async fn empty_objects_array_returns_an_empty_response() {
     let env = Env::start().await;
-    let resp = env
-        .mount(
-            Request::new(env.params("array: []"))
-                .service_principal(SP_CLIENT, SP_SECRET)
-                .build(),
-        )
-        .await
-        .unwrap();
+    let resp = env.mount(env.sp("array: []").build()).await.unwrap();
     assert!(resp.files.is_empty() && resp.object_version.is_empty());
 }

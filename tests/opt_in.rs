@@ -53,12 +53,7 @@ async fn mount(
     env: &Env,
     items: &[&str],
 ) -> Result<akv_csi_provider::proto::v1alpha1::MountResponse, tonic::Status> {
-    env.mount(
-        Request::new(env.params(&objects(items)))
-            .service_principal(SP_CLIENT, SP_SECRET)
-            .build(),
-    )
-    .await
+    env.mount(env.sp(&objects(items)).build()).await
 }
 
 fn versions(resp: &akv_csi_provider::proto::v1alpha1::MountResponse) -> Vec<(String, String)> {

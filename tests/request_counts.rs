@@ -26,7 +26,7 @@ async fn hundred_pods_sharing_one_identity() {
     let objs = ten_objects();
     let mounts: Vec<_> = (0..100)
         .map(|i| {
-            let mut req = Request::new(env.params(&objs)).service_principal(SP_CLIENT, SP_SECRET);
+            let mut req = env.sp(&objs);
             req.pod = format!("pod-{i}");
             let mut client = env.client.clone();
             tokio::spawn(async move { client.mount(req.build()).await })

@@ -60,13 +60,7 @@ async fn metrics_have_upstream_names_and_low_cardinality_labels() {
         "objectName: api-key\nobjectType: secret",
         "objectName: missing\nobjectType: secret",
     ]);
-    let _ = env
-        .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
-                .build(),
-        )
-        .await;
+    let _ = env.mount(env.sp(&objs).build()).await;
     let text = env.provider.metrics().await.unwrap();
     for needle in [
         "keyvault_request_bucket{le=\"0.1\"",
@@ -95,13 +89,7 @@ async fn one_structured_log_line_per_mount() {
         "objectName: api-key\nobjectType: secret",
         "objectName: db-password\nobjectType: secret",
     ]);
-    env.mount(
-        Request::new(env.params(&objs))
-            .service_principal(SP_CLIENT, SP_SECRET)
-            .build(),
-    )
-    .await
-    .unwrap();
+    env.mount(env.sp(&objs).build()).await.unwrap();
     let _ = env
         .mount(Request::new(env.params(&objs)).build())
         .await
@@ -151,8 +139,7 @@ async fn sigterm_lets_in_flight_mounts_finish() {
         .keyvault
         .faults
         .set_latency(Duration::from_millis(2000));
-    let req = Request::new(env.params(&objects(&["objectName: api-key\nobjectType: secret"])))
-        .service_principal(SP_CLIENT, SP_SECRET);
+    let req = env.sp(&objects(&["objectName: api-key\nobjectType: secret"]));
     let mut client = env.client.clone();
     let in_flight = tokio::spawn(async move { client.mount(req.build()).await });
     // Terminate once the mount is certainly in flight (its challenge answered, its GET waiting).

@@ -23,6 +23,17 @@ pub(super) struct Cached<T> {
     weight: usize,
 }
 
+impl<T> Cached<T> {
+    /// `value`, fresh for `ttl`, costing `weight` of the cache's bound.
+    pub fn new(value: T, ttl: Duration, weight: usize) -> Cached<T> {
+        Cached {
+            value,
+            expires_at: tokio::time::Instant::now() + ttl,
+            weight,
+        }
+    }
+}
+
 impl<T> Expiring for Cached<T> {
     fn is_fresh(&self) -> bool {
         tokio::time::Instant::now() < self.expires_at
@@ -76,35 +87,21 @@ impl Provider {
         object: &ObjectRef,
         scope: &Scope<'_>,
     ) -> Result<Arc<Cached<Object>>, Arc<KvError>> {
-        let key = KeyBuilder::default()
-            .part("object")
-            .part(object.vault.url.as_str())
-            .part(object.kind.as_str())
-            .part(&object.name)
-            .part(object.version.as_deref().unwrap_or("<latest>"))
-            .key(&scope.principal)
-            .finish();
+        let version = object.version.as_deref().unwrap_or("<latest>");
+        let key = cache_key("object", object, version, &scope.principal);
         // A pinned version never changes content, so it may stay longer.
         let ttl = match object.version {
             Some(_) => self.config.object_cache_ttl * 5,
             None => self.config.object_cache_ttl,
         };
-        let get = async {
-            let _permit = self
-                .vault_limit(&object.vault)
-                .acquire_owned()
-                .await
-                .expect("semaphore never closed");
+        let get = self.limited(&object.vault, async {
             let value = self
                 .keyvault
                 .get(object, &scope.auth, scope.deadline)
                 .await?;
-            Ok(Cached {
-                weight: value.weight(),
-                value,
-                expires_at: tokio::time::Instant::now() + ttl,
-            })
-        };
+            let weight = value.weight();
+            Ok(Cached::new(value, ttl, weight))
+        });
         self.cached(&self.objects, "object", key, ttl, get).await
     }
 
@@ -114,32 +111,33 @@ impl Provider {
         object: &ObjectRef,
         scope: &Scope<'_>,
     ) -> Result<Arc<Cached<Vec<VersionItem>>>, Arc<KvError>> {
-        let key = KeyBuilder::default()
-            .part("versions")
-            .part(object.vault.url.as_str())
-            .part(object.kind.as_str())
-            .part(&object.name)
-            .key(&scope.principal)
-            .finish();
+        let key = cache_key("versions", object, "", &scope.principal);
         let ttl = self.config.object_cache_ttl;
-        let list = async {
-            let _permit = self
-                .vault_limit(&object.vault)
-                .acquire_owned()
-                .await
-                .expect("semaphore never closed");
+        let list = self.limited(&object.vault, async {
             let items = self
                 .keyvault
                 .list_versions(object, &scope.auth, scope.deadline)
                 .await?;
-            Ok(Cached {
-                weight: items.len() * 64,
-                value: items,
-                expires_at: tokio::time::Instant::now() + ttl,
-            })
-        };
+            let weight = items.len() * 64;
+            Ok(Cached::new(items, ttl, weight))
+        });
         self.cached(&self.versions, "versions", key, ttl, list)
             .await
+    }
+
+    /// Runs `work` within the process-wide bound on concurrent requests to `vault`.
+    async fn limited<T>(&self, vault: &Vault, work: impl Future<Output = T>) -> T {
+        let limit = self
+            .vault_limits
+            .lock()
+            .expect("vault limits lock")
+            .entry(vault.url.clone())
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(self.config.max_concurrent_per_vault.max(1)))
+            })
+            .clone();
+        let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+        work.await
     }
 
     /// Runs `get` through `cache` unless caching is off, counting hits and misses.
@@ -158,15 +156,17 @@ impl Provider {
         self.metrics.cache_lookup(name, source == Source::Cache);
         Ok(value)
     }
+}
 
-    /// The process-wide bound on concurrent requests to `vault`.
-    fn vault_limit(&self, vault: &Vault) -> Arc<Semaphore> {
-        let mut limits = self.vault_limits.lock().expect("vault limits lock");
-        limits
-            .entry(vault.url.clone())
-            .or_insert_with(|| {
-                Arc::new(Semaphore::new(self.config.max_concurrent_per_vault.max(1)))
-            })
-            .clone()
-    }
+/// What a cached answer is keyed by: what was asked (`tag`, vault, kind, name, `version`) and
+/// who asked (the principal).
+fn cache_key(tag: &str, object: &ObjectRef, version: &str, principal: &CacheKey) -> CacheKey {
+    KeyBuilder::default()
+        .part(tag)
+        .part(object.vault.url.as_str())
+        .part(object.kind.as_str())
+        .part(&object.name)
+        .part(version)
+        .key(principal)
+        .finish()
 }

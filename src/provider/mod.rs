@@ -148,29 +148,7 @@ impl Provider {
 #[cfg(test)]
 pub(crate) mod tests {
     use crate::cloud::CloudName;
-    use crate::spec::{
-        Credential, MountSpec, ObjectEncoding, ObjectFormat, ObjectSpec, ObjectType, PodInfo,
-    };
-
-    /// A plain secret object.
-    pub fn secret_spec(name: &str) -> ObjectSpec {
-        ObjectSpec {
-            name: name.into(),
-            object_type: ObjectType::Secret,
-            version: None,
-            version_text: String::new(),
-            file_name: name.into(),
-            format: ObjectFormat::Pem,
-            encoding: ObjectEncoding::Utf8,
-            file_mode: None,
-            history: 1,
-            optional: false,
-            vault: None,
-            json: Vec::new(),
-            json_only: false,
-            has_alias: false,
-        }
-    }
+    use crate::spec::{Credential, MountSpec, ObjectSpec, PodInfo};
 
     /// A mount of plain secrets from vault `kv-test` in the public cloud.
     pub fn spec(names: &[&str]) -> MountSpec {
@@ -183,7 +161,7 @@ pub(crate) mod tests {
             tenant_id: "tenant".into(),
             cloud,
             credential: Credential::VmManagedIdentity { client_id: None },
-            objects: names.iter().map(|n| secret_spec(n)).collect(),
+            objects: names.iter().map(|n| ObjectSpec::test_secret(n)).collect(),
             default_mode: 0o644,
         }
     }

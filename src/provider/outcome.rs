@@ -77,3 +77,142 @@ pub(super) fn check_size(spec: &MountSpec, files: &[RenderedFile]) -> Result<(),
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::super::fetch::Cached;
+    use super::super::plan::{self, Planned};
+    use super::*;
+    use crate::keyvault::{KvError, Object, ObjectRef, SecretBundle};
+    use crate::secret::Secret;
+
+    const OPTIONS: RenderOptions = RenderOptions {
+        construct_pem_chain: true,
+        separate_cert_and_key: false,
+    };
+
+    fn secret(value: &str, version: &str) -> Result<Arc<Cached<Object>>, Arc<KvError>> {
+        Ok(Arc::new(Cached::new(
+            Object::Secret(SecretBundle {
+                value: Secret::new(value),
+                version: version.into(),
+                content_type: None,
+                kid: None,
+            }),
+            std::time::Duration::from_secs(60),
+            1,
+        )))
+    }
+
+    fn not_found(name: &str) -> Result<Arc<Cached<Object>>, Arc<KvError>> {
+        Err(Arc::new(KvError::NotFound {
+            kind: "secret",
+            name: name.into(),
+            vault: "kv-test".into(),
+            status: 404,
+            code: "SecretNotFound".into(),
+        }))
+    }
+
+    /// Plans and answers for `spec`'s objects, one latest version each.
+    fn fetched(
+        spec: &MountSpec,
+        answers: Vec<Result<Arc<Cached<Object>>, Arc<KvError>>>,
+    ) -> (Plans, Fetched) {
+        let vaults = plan::vaults(spec);
+        let mut plans = Vec::new();
+        let mut fetched = HashMap::new();
+        for ((object, vault), answer) in spec.objects.iter().zip(vaults).zip(answers) {
+            let object_ref = ObjectRef {
+                vault: vault.unwrap(),
+                kind: object.object_type,
+                name: object.name.clone(),
+                version: None,
+            };
+            fetched.insert(object_ref.clone(), answer);
+            plans.push(Ok(vec![Planned {
+                object: object_ref,
+                slot: None,
+            }]));
+        }
+        (plans, fetched)
+    }
+
+    #[test]
+    fn files_in_spc_order_and_optional_absences_skipped() {
+        let mut spec = super::super::tests::spec(&["b", "gone", "a"]);
+        spec.objects[1].optional = true;
+        spec.objects[2].file_mode = Some(0o600);
+        let (plans, fetched) = fetched(
+            &spec,
+            vec![secret("vb", "2"), not_found("gone"), secret("va", "1")],
+        );
+        let outcomes = render_objects(&spec, plans, &fetched, OPTIONS);
+        let mounted = collect(&spec, outcomes).unwrap();
+        let files: Vec<_> = mounted
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    f.path.as_str(),
+                    f.mode,
+                    f.contents.as_slice(),
+                    f.version.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [("b", 0o644, &b"vb"[..], "2"), ("a", 0o600, &b"va"[..], "1")]
+        );
+        assert_eq!(mounted.skipped.len(), 1);
+        assert_eq!(
+            (mounted.skipped[0].uid.as_str(), mounted.skipped[0].reason),
+            ("secret/gone", "not found")
+        );
+    }
+
+    #[test]
+    fn every_failure_is_named_in_spc_order() {
+        let spec = super::super::tests::spec(&["x", "ok", "y"]);
+        let (mut plans, fetched) = fetched(
+            &spec,
+            vec![not_found("x"), secret("v", "1"), not_found("y")],
+        );
+        // A vault that cannot be addressed fails its own object, not the first one.
+        plans[2] = Err(ObjectCause::VersionNotListed("f00".into()));
+        let outcomes = render_objects(&spec, plans, &fetched, OPTIONS);
+        let text = collect(&spec, outcomes).unwrap_err().to_string();
+        let x = text.find("objectName:x,").unwrap();
+        let y = text
+            .find("objectName:y, objectVersion:: objectVersion f00")
+            .unwrap();
+        assert!(x < y && !text.contains("objectName:ok"), "{text}");
+    }
+
+    #[test]
+    fn a_vault_that_cannot_be_addressed_fails_its_own_objects() {
+        let mut spec = super::super::tests::spec(&["a", "b"]);
+        spec.objects[1].vault = Some("kv-other".into());
+        spec.cloud.key_vault_dns_suffix = "bad suffix".into();
+        let vaults = plan::vaults(&spec);
+        let plans: Plans = vaults.into_iter().map(|v| v.map(|_| Vec::new())).collect();
+        let text = collect(
+            &spec,
+            render_objects(&spec, plans, &HashMap::new(), OPTIONS),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            text.contains("objectName:a,") && text.contains("objectName:b,"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vault URL for kv-other.bad suffix is invalid"),
+            "{text}"
+        );
+    }
+}

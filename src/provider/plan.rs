@@ -124,7 +124,7 @@ mod tests {
     }
 
     fn object(history: u32, version: Option<&str>) -> ObjectSpec {
-        let mut o = super::super::tests::secret_spec("s");
+        let mut o = ObjectSpec::test_secret("s");
         o.history = history;
         o.version = version.map(str::to_string);
         o

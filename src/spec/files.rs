@@ -92,26 +92,14 @@ impl ObjectSpec {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{JsonSelection, ObjectEncoding, ObjectFormat};
+    use super::super::JsonSelection;
     use super::*;
     use crate::json_path::JsonPath;
 
     fn secret() -> ObjectSpec {
         ObjectSpec {
-            name: "db".into(),
-            object_type: ObjectType::Secret,
-            version: None,
-            version_text: String::new(),
-            file_name: "db".into(),
-            format: ObjectFormat::Pem,
-            encoding: ObjectEncoding::Utf8,
             file_mode: Some(0o600),
-            history: 1,
-            optional: false,
-            vault: None,
-            json: Vec::new(),
-            json_only: false,
-            has_alias: false,
+            ..ObjectSpec::test_secret("db")
         }
     }
 

@@ -134,6 +134,29 @@ impl ObjectSpec {
     }
 }
 
+#[cfg(test)]
+impl ObjectSpec {
+    /// A plain secret `name`, written as `name`, for tests.
+    pub(crate) fn test_secret(name: &str) -> ObjectSpec {
+        ObjectSpec {
+            name: name.into(),
+            object_type: ObjectType::Secret,
+            version: None,
+            version_text: String::new(),
+            file_name: name.into(),
+            format: ObjectFormat::Pem,
+            encoding: ObjectEncoding::Utf8,
+            file_mode: None,
+            history: 1,
+            optional: false,
+            vault: None,
+            json: Vec::new(),
+            json_only: false,
+            has_alias: false,
+        }
+    }
+}
+
 /// One object that could not be mounted (or not even parsed), with the Go provider's message
 /// prefix, which users and alerts match on; `C` says why.
 #[derive(Debug, thiserror::Error)]

@@ -246,6 +246,16 @@ impl Env {
         )
     }
 
+    /// A request for `objects` (the YAML) as the standard service principal.
+    pub fn sp(&self, objects: &str) -> Request {
+        Request::new(self.params(objects)).service_principal(SP_CLIENT, SP_SECRET)
+    }
+
+    /// Mounts the objects `items` as the standard service principal.
+    pub async fn mount_sp(&self, items: &[&str]) -> Result<MountResponse, tonic::Status> {
+        self.mount(self.sp(&objects(items)).build()).await
+    }
+
     pub async fn mount(&self, req: MountRequest) -> Result<MountResponse, tonic::Status> {
         let result = self.client.clone().mount(req).await.map(|r| r.into_inner());
         if let Err(status) = &result {
