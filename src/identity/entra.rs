@@ -3,9 +3,9 @@
 //! federated service-account token of workload identity), and its AADSTS errors turned into
 //! advice.
 
-use serde::Deserialize;
 use url::Url;
 
+use super::token::OAuthError;
 use super::{AccessToken, Endpoint, IdentityError, Problem, TokenRequest};
 use crate::cache::CacheKey;
 use crate::http::{self, Policy};
@@ -19,16 +19,6 @@ pub enum Grant<'a> {
 
 /// Token responses are small; anything larger is not Entra ID.
 const MAX_BODY: usize = 64 * 1024;
-
-#[derive(Deserialize, Default)]
-struct ErrorResponse {
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    error_description: String,
-    #[serde(default)]
-    error_codes: Vec<u64>,
-}
 
 /// One client-credentials grant: where it goes and what it proves.
 pub struct Exchange<'a> {
@@ -123,14 +113,14 @@ impl Exchange<'_> {
         if answer.is_success() {
             return AccessToken::from_answer(&answer, self.url.as_str(), key);
         }
-        let error: ErrorResponse = serde_json::from_slice(&answer.body).unwrap_or_default();
+        let error = OAuthError::of(&answer);
         Err(Problem::Refused(describe(answer.status, &error)))
     }
 }
 
 /// Entra's own error, shortened to its first sentence group (the rest is trace ids), plus what
 /// to fix for the codes users hit most.
-fn describe(status: u16, error: &ErrorResponse) -> String {
+fn describe(status: u16, error: &OAuthError) -> String {
     let description = error
         .error_description
         .split(" Trace ID:")
@@ -184,7 +174,7 @@ mod tests {
 
     #[test]
     fn advice_by_code() {
-        let e = ErrorResponse {
+        let e = OAuthError {
             error: "unauthorized_client".into(),
             error_description: "AADSTS700016: Application with identifier 'x' was not found in the directory 'y'. Trace ID: abc Correlation ID: def".into(),
             error_codes: vec![700016],
@@ -195,7 +185,7 @@ mod tests {
         ));
         assert!(!text.contains("Trace ID"));
         assert!(text.contains("check clientID and tenantID"));
-        let e = ErrorResponse {
+        let e = OAuthError {
             error: "invalid_client".into(),
             error_description: "AADSTS700213: No matching federated identity record found".into(),
             error_codes: vec![],

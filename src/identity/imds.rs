@@ -4,23 +4,15 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use url::Url;
 
+use super::token::OAuthError;
 use super::{AccessToken, Endpoint, IdentityError, Problem};
 use crate::cache::CacheKey;
 use crate::http::{self, Policy};
 use crate::retry::{Backoff, Deadline};
 
 const MAX_BODY: usize = 64 * 1024;
-
-#[derive(Deserialize, Default)]
-struct ErrorResponse {
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    error_description: String,
-}
 
 pub async fn token(
     http: &reqwest::Client,
@@ -69,7 +61,7 @@ pub async fn token(
     if answer.is_success() {
         return AccessToken::from_answer(&answer, "IMDS", key).map_err(fail);
     }
-    let error: ErrorResponse = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let error = OAuthError::of(&answer);
     let mut detail = format!("IMDS answered {}", status_text(answer.status));
     if !error.error.is_empty() {
         let description: String = error.error_description.chars().take(300).collect();

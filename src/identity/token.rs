@@ -34,6 +34,24 @@ impl Expiring for AccessToken {
     }
 }
 
+/// An OAuth error answer (Entra ID's adds `error_codes`; IMDS sends the first two).
+#[derive(Deserialize, Default)]
+pub(super) struct OAuthError {
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub error_description: String,
+    #[serde(default)]
+    pub error_codes: Vec<u64>,
+}
+
+impl OAuthError {
+    /// The error of an answer's body; empty when it is not one.
+    pub(super) fn of(answer: &Answer) -> OAuthError {
+        serde_json::from_slice(&answer.body).unwrap_or_default()
+    }
+}
+
 /// The OAuth token response of Entra ID and IMDS (`expires_in` is a number in Entra's v2
 /// answers and a string in IMDS's).
 #[derive(Deserialize)]
