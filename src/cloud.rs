@@ -32,7 +32,7 @@ pub enum CloudError {
     UnknownName { name: String },
     #[error("cloudName AzureStackCloud is not valid, error: no cloud environment file: set the cloudEnvFileName parameter to the path of the environment JSON file inside the provider container")]
     NoEnvFile,
-    #[error("cloudName AzureStackCloud is not valid, error: open {path}: {source}")]
+    #[error("cloudName AzureStackCloud is not valid, error: open {path}: {}", crate::go::io_error_text(.source))]
     ReadEnvFile {
         path: String,
         source: std::io::Error,

@@ -1,6 +1,7 @@
-//! Go's spellings that the Go provider's users write in flags and SecretProviderClass
-//! parameters: `strconv.ParseBool` and `time.ParseDuration`. One definition, used by the flags
-//! and by the request parser, so both accept exactly what the Go provider accepted.
+//! Go's spellings that the Go provider's users write and read: `strconv.ParseBool` and
+//! `time.ParseDuration` for flags and SecretProviderClass parameters (one definition, used by the
+//! flags and by the request parser, so both accept exactly what the Go provider accepted), and
+//! the text of a failed system call as Go prints it, for error messages users grep.
 
 use std::time::Duration;
 
@@ -54,6 +55,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, GoParseError> {
     Ok(total)
 }
 
+/// An I/O error as Go's `syscall.Errno` prints it: `no such file or directory`, not Rust's
+/// `No such file or directory (os error 2)`.
+pub fn io_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .unwrap_or(&text)
+            .to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +88,14 @@ mod tests {
         for bad in ["", "yes", "tRUE", " true"] {
             assert!(parse_bool(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn io_errors_read_like_go() {
+        let missing = std::fs::read("/nonexistent/env.json").unwrap_err();
+        assert_eq!(io_error_text(&missing), "no such file or directory");
+        let dir = std::fs::read("/").unwrap_err();
+        assert_eq!(io_error_text(&dir), "is a directory");
     }
 
     #[test]

@@ -188,6 +188,39 @@ fn type_name(v: &RawValue) -> &'static str {
     }
 }
 
+/// The deepest nesting of arrays and objects a JSON secret may have, as serde_json allows for
+/// its own values: deeper documents are refused before they are parsed.
+pub const MAX_DEPTH: usize = 128;
+
+/// Whether `text` nests arrays and objects deeper than [`MAX_DEPTH`] (strings are skipped; the
+/// text need not be valid JSON, parsing reports that).
+pub fn too_deep(text: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// What a selected value is written as: a string's text, any other value's JSON without
 /// insignificant whitespace (its numbers, escapes and key order as the secret has them).
 pub fn file_contents(value: &RawValue) -> Vec<u8> {
@@ -303,6 +336,43 @@ mod tests {
         assert_eq!(err("a[-1]"), BadBracket("-1".into()));
         assert_eq!(err("a[0]b"), Expected(4));
         assert!(matches!(err("a[99999999999999999999999]"), BadBracket(_)));
+    }
+
+    #[test]
+    fn readme_examples() {
+        let doc: &RawValue = serde_json::from_str(
+            r#"{"db": {"user": "app", "password": "pw", "hosts": ["db-0", "db-1"]}, "port": 5432}"#,
+        )
+        .unwrap();
+        let err = |t: &str| {
+            JsonPath::parse(t)
+                .unwrap()
+                .select(doc)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("db.hosts[5]"),
+            "index 5 is out of range: the array at \"db.hosts\" has 2 elements"
+        );
+        assert_eq!(
+            err("db.pasword"),
+            "no key \"pasword\" in the object at \"db\""
+        );
+        assert_eq!(
+            err("db.password.x"),
+            "\"db.password\" is a string, not an object"
+        );
+    }
+
+    #[test]
+    fn depth_bound() {
+        let nested = |n: usize| "[".repeat(n) + &"]".repeat(n);
+        assert!(!too_deep(nested(MAX_DEPTH).as_bytes()));
+        assert!(too_deep(nested(MAX_DEPTH + 1).as_bytes()));
+        assert!(too_deep(nested(50_000).as_bytes()));
+        let in_strings = format!("{{\"a\": \"{}\", \"b\": \"\\\"[[\"}}", "[".repeat(1000));
+        assert!(!too_deep(in_strings.as_bytes()));
     }
 
     #[test]

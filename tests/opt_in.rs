@@ -23,10 +23,13 @@ fn seed() -> String {
     let extra = format!(
         "      - name: config\n        versions:\n          - value: {}\n          - value: {}\n\
          \x20     - name: config-b64\n        versions:\n          - value: {}\n\
-         \x20     - name: not-json\n        versions:\n          - value: 'user=app;password=x'\n",
+         \x20     - name: not-json\n        versions:\n          - value: 'user=app;password=x'\n\
+         \x20     - name: deep\n        versions:\n          - value: '{{\"a\": {}1{}}}'\n",
         json(CONFIG_V1),
         json(CONFIG_V2),
         json(&base64_of(CONFIG_V2)),
+        "[".repeat(50_000),
+        "]".repeat(50_000),
     );
     let base = standard_seed();
     let marker = "    secrets:\n";
@@ -186,6 +189,7 @@ async fn optional_history_writes_the_versions_that_exist() {
         &[
             "objectName: db-password\nobjectType: secret\nobjectVersionHistory: 5\noptional: true\nobjectAlias: db",
             "objectName: missing\nobjectType: secret\nobjectVersionHistory: 3\noptional: true",
+            "objectName: disabled\nobjectType: secret\nobjectVersionHistory: 2\noptional: true",
         ],
     )
     .await
@@ -193,10 +197,40 @@ async fn optional_history_writes_the_versions_that_exist() {
     assert_eq!(paths(&resp), ["db/0", "db/1"]);
     assert_eq!(resp.files[0].contents, DB_PASSWORD.as_bytes());
     assert_eq!(resp.files[1].contents, DB_PASSWORD_OLD.as_bytes());
+    // Reported exactly like the same objects without history: listed without a version, named
+    // in the mount's log line, counted.
     assert_eq!(
-        versions(&resp)[2],
-        ("secret/missing".to_string(), String::new())
+        versions(&resp)[2..],
+        [
+            ("secret/missing".to_string(), String::new()),
+            ("secret/disabled".to_string(), String::new())
+        ]
     );
+    let logs = env.provider.logs();
+    assert!(
+        logs.contains("secret/missing (not found), secret/disabled (disabled)"),
+        "{logs}"
+    );
+    let metrics = env.provider.metrics().await.unwrap();
+    assert!(
+        metrics.contains("optional_objects_skipped_total{object_type=\"secret\"} 2"),
+        "{metrics}"
+    );
+    // Without `optional`, an object with no enabled version fails the mount, naming it.
+    let err = mount(
+        &env,
+        &["objectName: disabled\nobjectType: secret\nobjectVersionHistory: 2"],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.message().ends_with("objectName:disabled, objectVersion:: the only version of this object is disabled in Key Vault: enable it, or mark the object optional"), "{}", err.message());
+    let err = mount(
+        &env,
+        &["objectName: missing\nobjectType: secret\nobjectVersionHistory: 2"],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.message().ends_with("objectName:missing, objectVersion:: Key Vault lists no version of this object: check objectName and keyvaultName"), "{}", err.message());
 }
 
 #[tokio::test]
@@ -356,6 +390,10 @@ async fn json_path_errors_name_the_object_and_path_but_no_value() {
         (
             "objectName: not-json\nobjectType: secret\njsonPaths: [{path: user, objectAlias: u}]",
             "failed to get objectType:secret, objectName:not-json, objectVersion:: secret value is not JSON (invalid JSON syntax at line 1 column 1): jsonPaths needs a secret whose value is a JSON document",
+        ),
+        (
+            "objectName: deep\nobjectType: secret\njsonPaths: [{path: a, objectAlias: a}]",
+            "failed to get objectType:secret, objectName:deep, objectVersion:: secret value nests arrays and objects deeper than 128 levels: jsonPaths reads JSON documents up to that depth",
         ),
         (
             "objectName: config\nobjectType: secret\njsonPaths: [{path: db.pasword, objectAlias: p}]",

@@ -130,6 +130,42 @@ async fn one_structured_log_line_per_mount() {
         .as_str()
         .unwrap()
         .contains("nodePublishSecretRef secret is not set"));
+    // At -v=5, as the Go provider's interceptor: one request and one response line per RPC, the
+    // response with its gRPC code and message.
+    let rpc: Vec<serde_json::Value> = env
+        .provider
+        .logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| {
+            v["method"] == "/v1alpha1.CSIDriverProvider/Mount"
+                && (v["message"] == "request" || v["message"] == "response")
+        })
+        .collect();
+    let shape: Vec<(&str, &str)> = rpc
+        .iter()
+        .map(|v| {
+            (
+                v["message"].as_str().unwrap(),
+                v["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("request", ""),
+            ("response", "Ok"),
+            ("request", ""),
+            ("response", "Unknown")
+        ],
+        "{rpc:#?}"
+    );
+    assert!(rpc[3]["status_message"]
+        .as_str()
+        .unwrap()
+        .contains("nodePublishSecretRef secret is not set"));
+    assert!(rpc[1]["duration"].is_string() && rpc[0]["deadline"].is_string());
 }
 
 #[tokio::test]
@@ -215,6 +251,22 @@ async fn version_flag_and_bad_flags() {
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    // The Go provider's fields: version and build date (`date +%Y-%m-%d-%H:%M`).
+    let date = json["buildDate"].as_str().unwrap();
+    assert!(
+        date.len() == 16 && date.as_bytes()[10] == b'-' && date.as_bytes()[13] == b':',
+        "{date}"
+    );
+    let out = std::process::Command::new(binary)
+        .args([
+            "--endpoint=tcp://127.0.0.1:0",
+            "--healthz-port=0",
+            "--prometheus-port=0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TCP endpoints are not supported"));
     let out = std::process::Command::new(binary)
         .args([
             "--cloud-name=Mars",

@@ -38,6 +38,14 @@ pub enum ObjectCause {
     Render(#[from] RenderError),
     #[error("objectVersion {0} is not among the enabled versions of this object: pin an existing enabled version or leave objectVersion empty")]
     VersionNotListed(String),
+    /// A history listing without an enabled version (Key Vault lists no versions of an object
+    /// that does not exist).
+    #[error("{}", match .listed {
+        0 => "Key Vault lists no version of this object: check objectName and keyvaultName".to_string(),
+        1 => "the only version of this object is disabled in Key Vault: enable it, or mark the object optional".to_string(),
+        n => format!("all {n} versions of this object are disabled in Key Vault: enable one, or mark the object optional"),
+    })]
+    NoEnabledVersion { listed: usize },
 }
 
 impl ObjectCause {
@@ -50,7 +58,10 @@ impl ObjectCause {
                 KvError::Disabled { .. } => Some("disabled"),
                 _ => None,
             },
-            ObjectCause::VersionNotListed(_) => Some("not found"),
+            ObjectCause::VersionNotListed(_) | ObjectCause::NoEnabledVersion { listed: 0 } => {
+                Some("not found")
+            }
+            ObjectCause::NoEnabledVersion { .. } => Some("disabled"),
             ObjectCause::Render(_) => None,
         }
     }

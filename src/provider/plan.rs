@@ -41,12 +41,18 @@ pub(super) fn vaults(spec: &MountSpec) -> Vec<Result<Arc<Vault>, ObjectCause>> {
 }
 
 /// The versions an object with history writes, newest first: the enabled versions of its
-/// listing by creation time, from `objectVersion` on if it is pinned, at most `history`.
+/// listing by creation time, from `objectVersion` on if it is pinned, at most `history`; at
+/// least one, or the object has no file to write.
 pub(super) fn history_versions(
     object: &ObjectSpec,
     listing: &[VersionItem],
 ) -> Result<Vec<String>, ObjectCause> {
     let mut versions: Vec<&VersionItem> = listing.iter().filter(|v| v.enabled).collect();
+    if versions.is_empty() && object.version.is_none() {
+        return Err(ObjectCause::NoEnabledVersion {
+            listed: listing.len(),
+        });
+    }
     versions.sort_by_key(|v| Reverse(v.created));
     let start = match &object.version {
         None => 0,
@@ -150,6 +156,13 @@ mod tests {
             history_versions(&object(2, Some("d")), &listing),
             Err(ObjectCause::VersionNotListed(v)) if v == "d"
         ));
+        let absent = history_versions(&object(2, None), &[]).unwrap_err();
+        assert_eq!(absent.absence(), Some("not found"));
+        let disabled = history_versions(&object(2, None), &listing[1..2]).unwrap_err();
+        assert_eq!(disabled.absence(), Some("disabled"));
+        assert!(disabled
+            .to_string()
+            .starts_with("the only version of this object is disabled"));
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub enum RenderError {
         "secret value is not JSON ({0}): jsonPaths needs a secret whose value is a JSON document"
     )]
     NotJson(String),
+    #[error("secret value nests arrays and objects deeper than {} levels: jsonPaths reads JSON documents up to that depth", json_path::MAX_DEPTH)]
+    JsonTooDeep,
     #[error("jsonPaths path \"{path}\" selects nothing: {problem}")]
     JsonPath { path: String, problem: SelectError },
 }
@@ -116,6 +118,7 @@ pub fn render(
     };
     let json = match target.object.json.is_empty() {
         true => None,
+        false if json_path::too_deep(&contents.whole) => return Err(RenderError::JsonTooDeep),
         false => Some(
             serde_json::from_slice::<&serde_json::value::RawValue>(&contents.whole)
                 .map_err(|e| RenderError::NotJson(describe_json_error(&e)))?,

@@ -469,9 +469,11 @@ mod tests {
             ("cloudName", "AzureStackCloud"),
             ("cloudEnvFileName", "/nonexistent/env.json"),
         ]);
-        assert!(err(&missing, SP, "420").await.starts_with(
-            "cloudName AzureStackCloud is not valid, error: open /nonexistent/env.json: "
-        ));
+        assert_eq!(
+            err(&missing, SP, "420").await,
+            "cloudName AzureStackCloud is not valid, error: open /nonexistent/env.json: no such file or directory",
+            "Go's text, which users grep"
+        );
         assert!(err(&attrs(&[("cloudName", "AzureStackCloud")]), SP, "420")
             .await
             .contains("set the cloudEnvFileName parameter"));

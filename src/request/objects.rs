@@ -527,6 +527,21 @@ mod tests {
             e.starts_with("unmarshal failed for keyVaultObjects at index 0, error: "),
             "{e}"
         );
+        for text in [
+            "array: 5",
+            "a: b: c",
+            "{{",
+            "array:\n\t- x",
+            "- a\n- b",
+            "array: {a: b}",
+            "&a [*a]",
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(
+                e.starts_with("failed to yaml unmarshal objects, error: "),
+                "{text:?}: {e}"
+            );
+        }
         assert!(parse("array: []").unwrap().is_empty());
         assert!(parse("array:").unwrap().is_empty());
     }

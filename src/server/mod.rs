@@ -34,6 +34,8 @@ pub struct ServerConfig {
 pub enum ServerError {
     #[error("invalid endpoint: {0} (use unix:///path/to/azure.sock)")]
     Endpoint(String),
+    #[error("endpoint {0} is refused: TCP endpoints are not supported because the provider API has no authentication, so anyone who could reach the port could mount secrets with this node's identities; listen on a Unix socket (grpcurl -unix reaches it for debugging)")]
+    TcpEndpoint(String),
     #[error("{path} exists and is not a socket; refusing to replace it")]
     NotASocket { path: String },
     #[error("failed to listen on {path}: {source}")]
@@ -52,6 +54,9 @@ pub enum ServerError {
 /// Parses `--endpoint` as upstream does: a `unix://` prefix (any case) and a path.
 pub fn parse_endpoint(endpoint: &str) -> Result<PathBuf, ServerError> {
     let lower = endpoint.to_ascii_lowercase();
+    if lower.starts_with("tcp://") {
+        return Err(ServerError::TcpEndpoint(endpoint.to_string()));
+    }
     let rest = lower
         .starts_with("unix://")
         .then(|| &endpoint["unix://".len()..])
@@ -160,9 +165,19 @@ mod tests {
             parse_endpoint("unix://tmp/a.sock").unwrap(),
             PathBuf::from("/tmp/a.sock")
         );
-        for bad in ["/tmp/a.sock", "tcp://127.0.0.1:80", "unix://"] {
-            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        for bad in ["/tmp/a.sock", "unix://", "http://x"] {
+            assert!(
+                matches!(parse_endpoint(bad), Err(ServerError::Endpoint(_))),
+                "{bad}"
+            );
         }
+        let tcp = parse_endpoint("tcp://127.0.0.1:8080")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            tcp.contains("no authentication") && tcp.contains("Unix socket"),
+            "{tcp}"
+        );
     }
 
     #[tokio::test]

@@ -125,28 +125,70 @@ impl Service {
 impl CsiDriverProvider for Service {
     async fn version(
         &self,
-        _req: Request<VersionRequest>,
+        req: Request<VersionRequest>,
     ) -> Result<Response<VersionResponse>, Status> {
+        let started = trace_request(VERSION_METHOD, &req);
         self.metrics
-            .grpc_request(VERSION_METHOD, "OK", "", Duration::ZERO);
-        Ok(Response::new(VersionResponse {
+            .grpc_request(VERSION_METHOD, "OK", "", started.elapsed());
+        let result = Ok(Response::new(VersionResponse {
             version: "v1alpha1".into(),
             runtime_name: RUNTIME_NAME.into(),
             runtime_version: env!("CARGO_PKG_VERSION").into(),
-        }))
+        }));
+        trace_response(VERSION_METHOD, started, &result);
+        result
     }
 
     async fn mount(&self, req: Request<MountRequest>) -> Result<Response<MountResponse>, Status> {
-        let started = Instant::now();
+        let started = trace_request(MOUNT_METHOD, &req);
         let req = req.into_inner();
         let result = self.mount_request(&req).await;
         self.record(&req, &result, started.elapsed());
-        match result {
+        let result = match result {
             Ok((_, mounted)) => Ok(Response::new(response(mounted))),
             // Unknown, as upstream: users and alerts match on the message text.
             Err(e) => Err(Status::unknown(e.to_string())),
-        }
+        };
+        trace_response(MOUNT_METHOD, started, &result);
+        result
     }
+}
+
+/// At `-v=5`, one line when an RPC arrives, as the Go provider's interceptor logs it.
+fn trace_request<T>(method: &'static str, req: &Request<T>) -> Instant {
+    let deadline = req
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(grpc_timeout);
+    let deadline = deadline.map_or_else(|| "none".to_string(), |d| format!("{d:?}"));
+    tracing::trace!(method, %deadline, "request");
+    Instant::now()
+}
+
+/// At `-v=5`, one line when an RPC answers, with its gRPC code and message (errors name
+/// objects and causes, never secret values).
+fn trace_response<T>(method: &'static str, started: Instant, result: &Result<T, Status>) {
+    let (code, message) = match result {
+        Ok(_) => (tonic::Code::Ok, ""),
+        Err(status) => (status.code(), status.message()),
+    };
+    tracing::trace!(method, duration = ?started.elapsed(), code = ?code, status_message = message, "response");
+}
+
+/// The `grpc-timeout` header: an integer and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
+fn grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// Files and object versions; an optional object left out is listed without a version, so the
@@ -191,4 +233,20 @@ fn vaults(spec: &MountSpec) -> String {
 
 fn millis(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        assert_eq!(
+            grpc_timeout("119999m"),
+            Some(Duration::from_millis(119_999))
+        );
+        assert_eq!(grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(grpc_timeout("5x"), None);
+        assert_eq!(grpc_timeout(""), None);
+    }
 }

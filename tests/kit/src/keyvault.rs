@@ -508,6 +508,11 @@ impl KeyVault {
             )
         };
         let Some(versions) = self.versions(vault, kind, name, &base) else {
+            // Key Vault lists no versions (200, empty) of an object that does not exist; only a
+            // GET answers 404.
+            if listing {
+                return axum::Json(json!({"value": [], "nextLink": null})).into_response();
+            }
             return not_found(name);
         };
         if listing {
