@@ -249,7 +249,7 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:02x?}");
         }
-        let mut deep = vec![0x30, 0x80].repeat(MAX_DEPTH + 2);
+        let mut deep = [0x30, 0x80].repeat(MAX_DEPTH + 2);
         deep.extend(vec![0; 2 * (MAX_DEPTH + 2)]);
         assert_eq!(parse(&deep).unwrap_err(), BerError::TooDeep);
         // Definite-length nesting is bounded when walked.

@@ -41,8 +41,10 @@ pub const MAX_PFX_BYTES: usize = 256 * 1024;
 /// Iterations of one key derivation. Producers use 1 to 10,000 (Key Vault and Windows 2000,
 /// OpenSSL 2048, Java 10,000); OWASP's advice for PBKDF2 is 600,000.
 pub const MAX_ITERATIONS: u64 = 1_000_000;
-/// Hash iterations for the whole file, counting every derivation (and every second attempt).
-pub const MAX_WORK: u64 = 8 * MAX_ITERATIONS;
+/// Work for the whole file, counting every derivation and every second attempt, in SHA-1
+/// compressions (see [`cost_weight`]): about a second of one core at worst, while a real file
+/// with 600,000 PBKDF2-SHA-256 iterations everywhere needs half of it.
+pub const MAX_WORK: u64 = 16 * MAX_ITERATIONS;
 /// Safe contents inside safe contents (safeContentsBag); producers nest none.
 const MAX_BAG_DEPTH: usize = 4;
 /// Bags of every kind; a chain has a handful.
@@ -91,7 +93,9 @@ pub enum Pkcs12Error {
     Unsupported { what: &'static str, detail: String },
     #[error("a key derivation asks for {0} iterations; at most {MAX_ITERATIONS} are accepted")]
     Iterations(u64),
-    #[error("the PFX needs more than {MAX_WORK} key-derivation iterations in all")]
+    #[error(
+        "the PFX's key derivations together cost more than the limit of {MAX_WORK} hash operations"
+    )]
     Work,
     #[error("more than {MAX_BAGS} bags, or safe contents nested deeper than {MAX_BAG_DEPTH}")]
     TooManyBags,
@@ -140,6 +144,11 @@ impl Password {
 
 /// Decodes a DER or BER PFX with an empty password.
 pub fn decode(input: &[u8]) -> Result<Contents, Pkcs12Error> {
+    decode_within(input, MAX_WORK)
+}
+
+/// [`decode`] with a work budget (tests use small ones).
+fn decode_within(input: &[u8], work: u64) -> Result<Contents, Pkcs12Error> {
     if input.len() > MAX_PFX_BYTES {
         return Err(Pkcs12Error::TooLarge(input.len()));
     }
@@ -160,7 +169,7 @@ pub fn decode(input: &[u8]) -> Result<Contents, Pkcs12Error> {
     }
     let data = data_octets(content)?;
     let mut decoder = Decoder {
-        work_left: MAX_WORK,
+        work_left: work,
         preferred: None,
         bags: 0,
         contents: Contents::default(),
@@ -255,6 +264,14 @@ impl MacDigest {
         })
     }
 
+    fn weight(self) -> u64 {
+        match self {
+            MacDigest::Sha1 => cost_weight(Hash::Sha1),
+            MacDigest::Sha224 | MacDigest::Sha256 => cost_weight(Hash::Sha256),
+            _ => cost_weight(Hash::Sha512),
+        }
+    }
+
     fn matches(self, password: &[u8], mac: &MacParams, data: &[u8]) -> bool {
         use sha2_v011 as sha2;
         match self {
@@ -266,6 +283,22 @@ impl MacDigest {
             MacDigest::Sha512_224 => hmac_matches::<sha2::Sha512_224>(password, mac, data),
             MacDigest::Sha512_256 => hmac_matches::<sha2::Sha512_256>(password, mac, data),
         }
+    }
+}
+
+/// Hash families by cost.
+enum Hash {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+/// One iteration's cost in SHA-1 compressions (measured: SHA-256 about 2, SHA-512 about 6).
+fn cost_weight(hash: Hash) -> u64 {
+    match hash {
+        Hash::Sha1 => 1,
+        Hash::Sha256 => 2,
+        Hash::Sha512 => 6,
     }
 }
 
@@ -375,7 +408,7 @@ impl Scheme {
         })
     }
 
-    /// Hash iterations one attempt costs: (iterations, output blocks).
+    /// What one attempt costs: (iterations, work per iteration for [`MAX_WORK`]).
     fn cost(&self) -> Result<(u64, u64), Pkcs12Error> {
         use pkcs5::pbes2::{Kdf, Pbkdf2Prf};
         match self {
@@ -385,15 +418,16 @@ impl Scheme {
             } => Ok((*iterations, cipher.key_len().div_ceil(20) as u64 + 1)),
             Scheme::Pbes2(params) => match &params.kdf {
                 Kdf::Pbkdf2(p) => {
-                    let output = match p.prf {
-                        Pbkdf2Prf::HmacWithSha224 => 28,
-                        Pbkdf2Prf::HmacWithSha256 => 32,
-                        Pbkdf2Prf::HmacWithSha384 => 48,
-                        Pbkdf2Prf::HmacWithSha512 => 64,
-                        _ => 20,
+                    let (output, hash) = match p.prf {
+                        Pbkdf2Prf::HmacWithSha224 => (28, Hash::Sha256),
+                        Pbkdf2Prf::HmacWithSha256 => (32, Hash::Sha256),
+                        Pbkdf2Prf::HmacWithSha384 => (48, Hash::Sha512),
+                        Pbkdf2Prf::HmacWithSha512 => (64, Hash::Sha512),
+                        _ => (20, Hash::Sha1),
                     };
                     let blocks = params.encryption.key_size().div_ceil(output) as u64;
-                    Ok((u64::from(p.iteration_count), blocks))
+                    // HMAC: two compressions an iteration.
+                    Ok((u64::from(p.iteration_count), 2 * blocks * cost_weight(hash)))
                 }
                 // scrypt: no PKCS#12 producer uses it, and its memory cost is another bound to keep.
                 _ => Err(Pkcs12Error::Unsupported {
@@ -450,11 +484,11 @@ struct Decoder {
 }
 
 impl Decoder {
-    fn spend(&mut self, iterations: u64, blocks: u64) -> Result<(), Pkcs12Error> {
+    fn spend(&mut self, iterations: u64, per_iteration: u64) -> Result<(), Pkcs12Error> {
         if iterations > MAX_ITERATIONS {
             return Err(Pkcs12Error::Iterations(iterations));
         }
-        let cost = iterations.max(1).saturating_mul(blocks);
+        let cost = iterations.max(1).saturating_mul(per_iteration);
         self.work_left = self.work_left.checked_sub(cost).ok_or(Pkcs12Error::Work)?;
         Ok(())
     }
@@ -483,7 +517,7 @@ impl Decoder {
         let digest = MacDigest::from_oid(algorithm)
             .ok_or_else(|| unsupported("MAC algorithm", algorithm))?;
         for password in Password::candidates(None) {
-            self.spend(params.iterations, 1)?;
+            self.spend(params.iterations, digest.weight())?;
             if digest.matches(password.bytes(), &params, data) {
                 return Ok(password);
             }
@@ -502,9 +536,9 @@ impl Decoder {
         what: &'static str,
     ) -> Result<Zeroizing<Vec<u8>>, Pkcs12Error> {
         let scheme = Scheme::parse(algorithm)?;
-        let (iterations, blocks) = scheme.cost()?;
+        let (iterations, per_iteration) = scheme.cost()?;
         for password in Password::candidates(self.preferred) {
-            self.spend(iterations, blocks)?;
+            self.spend(iterations, per_iteration)?;
             if let Some(plain) = scheme.decrypt(password, data)? {
                 if is_one_sequence(&plain) {
                     self.preferred = Some(password);
@@ -618,4 +652,326 @@ impl Decoder {
 /// Whether `plain` is exactly one SEQUENCE (a SafeContents or a PrivateKeyInfo).
 fn is_one_sequence(plain: &[u8]) -> bool {
     ber::parse(plain).is_ok_and(|t| t.tag == SEQUENCE && t.raw.len() == plain.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testkit::pfx::{Cipher, Layout, MacDigest as Mac, MacSpec, Password as Pw, Prf};
+
+    /// A P-256 key (PKCS#8 as openssl writes it) and a two-certificate chain.
+    fn material() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["leaf.test".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let other = rcgen::CertificateParams::new(vec!["other.test".into()])
+            .unwrap()
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        (
+            key.serialize_der(),
+            vec![leaf.der().to_vec(), other.der().to_vec()],
+        )
+    }
+
+    fn build(layout: &Layout, key: &[u8], certs: &[Vec<u8>]) -> Vec<u8> {
+        let certs: Vec<&[u8]> = certs.iter().map(Vec::as_slice).collect();
+        layout.build(key, &certs)
+    }
+
+    /// Every cipher for the key and the certificates, every MAC and none, and both encodings of
+    /// the empty password; keys come out without the Microsoft attributes.
+    #[test]
+    fn every_layout_with_either_empty_password() {
+        let (key, certs) = material();
+        let ciphers = [
+            Cipher::None,
+            Cipher::Rc2_40,
+            Cipher::Rc2_128,
+            Cipher::TripleDes,
+            Cipher::Aes {
+                bits: 128,
+                prf: Prf::HmacSha1,
+            },
+            Cipher::Aes {
+                bits: 192,
+                prf: Prf::HmacSha256,
+            },
+            Cipher::Aes {
+                bits: 256,
+                prf: Prf::HmacSha512,
+            },
+        ];
+        let macs = [
+            None,
+            Some(Mac::Sha1),
+            Some(Mac::Sha224),
+            Some(Mac::Sha256),
+            Some(Mac::Sha384),
+            Some(Mac::Sha512),
+        ];
+        for password in [Pw::ZeroLength, Pw::EmptyBmp] {
+            for (i, mac) in macs.iter().enumerate() {
+                for (j, key_cipher) in ciphers.iter().enumerate() {
+                    // Each certificate cipher with each key cipher, MACs in rotation.
+                    let cert_cipher = ciphers[(j + i) % ciphers.len()];
+                    let layout = Layout {
+                        password: password.clone(),
+                        mac: mac.map(|digest| MacSpec {
+                            digest,
+                            iterations: 3,
+                            salt_len: 20,
+                        }),
+                        key_cipher: *key_cipher,
+                        cert_cipher,
+                        iterations: 5,
+                        key_first: j % 2 == 0,
+                        microsoft_attributes: i % 2 == 0,
+                        indefinite_lengths: false,
+                    };
+                    let contents = decode(&build(&layout, &key, &certs))
+                        .unwrap_or_else(|e| panic!("{layout:?}: {e}"));
+                    assert_eq!(contents.keys, std::slice::from_ref(&key), "{layout:?}");
+                    assert_eq!(contents.certs, certs, "{layout:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn producer_presets_and_ber() {
+        let (key, certs) = material();
+        let ber = Layout {
+            indefinite_lengths: true,
+            ..Layout::windows()
+        };
+        for layout in [Layout::key_vault(), Layout::windows(), ber] {
+            let contents = decode(&build(&layout, &key, &certs)).unwrap();
+            assert_eq!(
+                (contents.keys, contents.certs),
+                (vec![key.clone()], certs.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn a_real_password_is_reported_as_such() {
+        let (key, certs) = material();
+        let protected = Layout {
+            password: Pw::Text("hunter2".into()),
+            ..Layout::key_vault()
+        };
+        let err = decode(&build(&protected, &key, &certs)).unwrap_err();
+        assert_eq!(
+            err,
+            Pkcs12Error::PasswordProtected(
+                "its integrity check (MAC) fails with an empty password"
+            )
+        );
+        let no_mac = Layout {
+            mac: None,
+            key_first: false,
+            ..protected.clone()
+        };
+        assert!(
+            matches!(decode(&build(&no_mac, &key, &certs)), Err(Pkcs12Error::PasswordProtected(m)) if m.contains("certificates"))
+        );
+        let key_only = Layout {
+            cert_cipher: Cipher::None,
+            ..no_mac
+        };
+        assert!(
+            matches!(decode(&build(&key_only, &key, &certs)), Err(Pkcs12Error::PasswordProtected(m)) if m.contains("private key"))
+        );
+    }
+
+    /// RFC 7292 appendix B as golang.org/x/crypto/pkcs12 (pbkdf_test.go) and OpenSSL
+    /// (`openssl kdf ... PKCS12KDF`, 3.0) compute it, for "sesame", "" in BMP, and zero length.
+    #[test]
+    fn kdf_vectors() {
+        let hex = |s: &str| {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect::<Vec<u8>>()
+        };
+        let sesame: Vec<u8> = "sesame"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .chain([0, 0])
+            .collect();
+        let key = |pass: &[u8], salt: &str| {
+            derive_key::<sha1::Sha1>(pass, &hex(salt), Pkcs12KeyType::EncryptionKey, 2048, 24)
+        };
+        assert_eq!(
+            key(&sesame, "ffffffffffffffff"),
+            hex("7cd9fd3e2b3be7691a44e3bef0f9ea0fb9b897d4e325d9d1")
+        );
+        assert_eq!(
+            key(&[0, 0], "f37e05b518324b4b"),
+            hex("00f759ff47d14dd03665d5943cb3c4a39a2555c02aed66e1")
+        );
+        assert_eq!(
+            key(&[], "f37e05b518324b4b"),
+            hex("3f436895c7bf6e6eeb2d931e8dfab9732788a40d7717497f")
+        );
+    }
+
+    /// The same derivations, live against the installed openssl, for every ID and a SHA-2 MAC key.
+    #[test]
+    fn kdf_matches_openssl() {
+        let run = |pass: &str, id: u8, digest: &str, len: usize| -> Option<Vec<u8>> {
+            let out = std::process::Command::new("openssl")
+                .args([
+                    "kdf",
+                    "-keylen",
+                    &len.to_string(),
+                    "-kdfopt",
+                    &format!("digest:{digest}"),
+                    "-kdfopt",
+                    &format!("hexpass:{pass}"),
+                    "-kdfopt",
+                    "hexsalt:0102030405060708",
+                    "-kdfopt",
+                    "iter:1000",
+                    "-kdfopt",
+                    &format!("id:{id}"),
+                    "PKCS12KDF",
+                ])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).trim().replace(':', "");
+            Some(
+                (0..text.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+                    .collect(),
+            )
+        };
+        if run("", 1, "SHA1", 8).is_none() {
+            eprintln!("openssl not found: skipping independent check");
+            return;
+        }
+        let salt = [1, 2, 3, 4, 5, 6, 7, 8];
+        for (pass, hexpass) in [(&[][..], ""), (&[0, 0][..], "0000")] {
+            for (id, kind) in [
+                (1, Pkcs12KeyType::EncryptionKey),
+                (2, Pkcs12KeyType::Iv),
+                (3, Pkcs12KeyType::Mac),
+            ] {
+                let ours = derive_key::<sha1::Sha1>(pass, &salt, kind, 1000, 24);
+                assert_eq!(
+                    Some(ours),
+                    run(hexpass, id, "SHA1", 24),
+                    "id {id} pass {hexpass:?}"
+                );
+            }
+            let ours = derive_key::<sha2_v011::Sha512>(pass, &salt, Pkcs12KeyType::Mac, 1000, 64);
+            assert_eq!(Some(ours), run(hexpass, 3, "SHA512", 64));
+        }
+    }
+
+    #[test]
+    fn hostile_files_are_bounded_errors() {
+        let (key, certs) = material();
+        let file = build(&Layout::key_vault(), &key, &certs);
+        // MAC: 2 × 2000 (the BMP password is tried first); key and certificates: 3 × 2000 each.
+        assert!(decode_within(&file, 16_000).is_ok());
+        assert_eq!(decode_within(&file, 15_999).unwrap_err(), Pkcs12Error::Work);
+        let mut decoder = Decoder {
+            work_left: MAX_WORK,
+            preferred: None,
+            bags: 0,
+            contents: Contents::default(),
+        };
+        assert_eq!(
+            decoder.spend(MAX_ITERATIONS + 1, 1),
+            Err(Pkcs12Error::Iterations(MAX_ITERATIONS + 1))
+        );
+        assert_eq!(decoder.spend(MAX_ITERATIONS, 6), Ok(()));
+        assert_eq!(decoder.spend(MAX_ITERATIONS, 11), Err(Pkcs12Error::Work));
+        assert!(matches!(
+            decode(&[0x30; MAX_PFX_BYTES + 1]),
+            Err(Pkcs12Error::TooLarge(_))
+        ));
+        let good = build(&Layout::key_vault(), &key, &certs);
+        for cut in [1, 10, good.len() / 2, good.len() - 1] {
+            assert!(decode(&good[..cut]).is_err(), "truncated at {cut}");
+        }
+        // Flipping any byte never panics (and a flipped MAC or ciphertext is an error).
+        for i in (0..good.len()).step_by(7) {
+            let mut bad = good.clone();
+            bad[i] ^= 0x5a;
+            let _ = decode(&bad);
+        }
+    }
+
+    /// A MAC-less, unencrypted PFX around one SafeContents, built by hand.
+    fn plain_pfx(safe_contents: &[u8]) -> Vec<u8> {
+        use crate::render::pem::{sequence, tlv};
+        let data = |content: &[u8]| {
+            sequence(&[
+                tlv(OID, oid::DATA),
+                tlv(CONTEXT_0, &tlv(OCTET_STRING, content)),
+            ])
+        };
+        let auth_safe = sequence(&[data(safe_contents)]);
+        sequence(&[vec![INTEGER, 1, 3], data(&auth_safe)])
+    }
+
+    fn cert_bag(der: &[u8]) -> Vec<u8> {
+        use crate::render::pem::{sequence, tlv};
+        let cert = sequence(&[
+            tlv(OID, oid::X509_CERTIFICATE),
+            tlv(CONTEXT_0, &tlv(OCTET_STRING, der)),
+        ]);
+        sequence(&[tlv(OID, oid::CERT_BAG), tlv(CONTEXT_0, &cert)])
+    }
+
+    #[test]
+    fn nested_safe_contents_and_bag_limits() {
+        use crate::render::pem::{sequence, tlv};
+        let nest = |inner: Vec<u8>| {
+            sequence(&[sequence(&[
+                tlv(OID, oid::SAFE_CONTENTS_BAG),
+                tlv(CONTEXT_0, &inner),
+            ])])
+        };
+        let mut contents = sequence(&[cert_bag(b"not parsed here")]);
+        for _ in 0..MAX_BAG_DEPTH {
+            contents = nest(contents);
+        }
+        let found = decode(&plain_pfx(&contents)).unwrap();
+        assert_eq!(found.certs, [b"not parsed here".to_vec()]);
+        assert!(found.keys.is_empty());
+        assert_eq!(
+            decode(&plain_pfx(&nest(contents))).unwrap_err(),
+            Pkcs12Error::TooManyBags
+        );
+        let many = sequence(&vec![cert_bag(b"c"); MAX_BAGS + 1]);
+        assert_eq!(
+            decode(&plain_pfx(&many)).unwrap_err(),
+            Pkcs12Error::TooManyBags
+        );
+    }
+
+    #[test]
+    fn unsupported_algorithms_are_named() {
+        use crate::render::pem::{sequence, tlv};
+        // pbeWithSHAAnd128BitRC4, which OpenSSL's legacy provider can still write.
+        let rc4 = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x01];
+        let algorithm = sequence(&[
+            tlv(OID, &rc4),
+            sequence(&[tlv(OCTET_STRING, &[1; 8]), vec![INTEGER, 1, 1]]),
+        ]);
+        let shrouded = sequence(&[algorithm, tlv(OCTET_STRING, &[0; 16])]);
+        let bag = sequence(&[tlv(OID, oid::SHROUDED_KEY_BAG), tlv(CONTEXT_0, &shrouded)]);
+        let err = decode(&plain_pfx(&sequence(&[bag]))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported encryption algorithm: pbeWithSHAAnd128BitRC4 (1.2.840.113549.1.12.1.1)"
+        );
+    }
 }
