@@ -262,6 +262,8 @@ pub fn self_signed_leaf(algorithm: Algorithm, name: &str) -> (Cert, Vec<u8>) {
     let key = key(algorithm, name);
     let mut params = CertificateParams::new(vec![name.to_string()]).expect("params");
     params.distinguished_name.push(DnType::CommonName, name);
+    // A Subject Key Identifier (rcgen writes one for ExplicitNoCa), no Authority Key Identifier.
+    params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = false;
     let cert = params.self_signed(&key).expect("self-signed");
     let cert = Cert {
