@@ -142,16 +142,20 @@ impl Layout {
         }
     }
 
-    /// The PFX of `key` (PKCS#8 DER) and `certs` (DER, in bag order; the first is the leaf).
+    /// The PFX of `key` (PKCS#8 DER; empty for none) and `certs` (DER, in bag order; the
+    /// first is the leaf).
     pub fn build(&self, key: &[u8], certs: &[&[u8]]) -> Vec<u8> {
         let mut salts = Salts(0);
-        let key_safe = self.key_safe(key, &mut salts);
-        let cert_safe = self.cert_safe(certs, &mut salts);
-        let safes = if self.key_first {
+        let key_safe = (!key.is_empty()).then(|| self.key_safe(key, &mut salts));
+        let cert_safe = Some(self.cert_safe(certs, &mut salts));
+        let safes: Vec<Vec<u8>> = if self.key_first {
             [key_safe, cert_safe]
         } else {
             [cert_safe, key_safe]
-        };
+        }
+        .into_iter()
+        .flatten()
+        .collect();
         let auth_safe = self.seq(&safes);
         let mut pfx = vec![
             int(3),
