@@ -483,7 +483,7 @@ impl Provider {
             .await?;
         let mut versions = listing.value.clone();
         versions.retain(|v| v.enabled);
-        versions.sort_by_key(|v| std::cmp::Reverse(v.created));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.created)); // stable: same-second versions keep Key Vault's listing order, as Go's sort.Sort does (README)
         let start = match &object.version {
             None => 0,
             Some(wanted) => versions
