@@ -56,10 +56,9 @@ struct Variant {
     reference: Reference,
 }
 
-/// Every producer's PFX of `chain`, each read back by openssl (or, for the MAC-less
-/// zero-length file the openssl command cannot open, by OpenSSL's library).
-fn variants(chain: &Chain, tag: &str) -> Vec<Variant> {
-    let mut made: Vec<(String, Vec<u8>, bool)> = vec![
+/// The layouts openssl cannot write: (name, file, whether only OpenSSL's library can read it).
+fn built(chain: &Chain) -> Vec<(String, Vec<u8>, bool)> {
+    vec![
         (
             "keyvault".into(),
             chain.pfx_layout(&Layout::key_vault()),
@@ -115,7 +114,13 @@ fn variants(chain: &Chain, tag: &str) -> Vec<Variant> {
             chain.pfx(&[&chain.leaf, &chain.intermediate, &chain.root]),
             false,
         ),
-    ];
+    ]
+}
+
+/// Every producer's PFX of `chain`, each read back by openssl (or, for the MAC-less
+/// zero-length file the openssl command cannot open, by OpenSSL's library).
+fn variants(chain: &Chain, tag: &str) -> Vec<Variant> {
+    let mut made = built(chain);
     for (name, variant) in [
         ("openssl-modern", OpensslPfx::Modern),
         ("openssl-legacy", OpensslPfx::Legacy),
@@ -208,15 +213,6 @@ async fn every_producer_mounts_as_openssl_reads_it() {
         .iter()
         .map(|(v, _)| format!("objectName: {}\nobjectType: secret", v.name))
         .collect();
-    let pfx_objects: Vec<String> = all
-        .iter()
-        .map(|(v, _)| {
-            format!(
-                "objectName: {0}\nobjectType: secret\nobjectFormat: pfx\nobjectAlias: {0}.pfx",
-                v.name
-            )
-        })
-        .collect();
 
     let env = Env::start_with(&seed(&secrets), &[]).await;
     let f = mount(&env, &pem_objects).await.expect("mount");
@@ -239,11 +235,26 @@ async fn every_producer_mounts_as_openssl_reads_it() {
         );
     }
     drop(env);
+    separate_files(&all, &secrets, &pem_objects).await;
+}
 
-    let env = Env::start_with(&seed(&secrets), &["--write-cert-and-key-in-separate-files"]).await;
-    let both: Vec<String> = pem_objects.iter().chain(&pfx_objects).cloned().collect();
+/// With `--write-cert-and-key-in-separate-files`: `.crt` and `.key` as openssl reads them,
+/// beside the PEM and beside the stored PFX.
+async fn separate_files(
+    all: &[(Variant, &Chain)],
+    secrets: &[(String, String)],
+    pem_objects: &[String],
+) {
+    let pfx_objects = all.iter().map(|(v, _)| {
+        format!(
+            "objectName: {0}\nobjectType: secret\nobjectFormat: pfx\nobjectAlias: {0}.pfx",
+            v.name
+        )
+    });
+    let both: Vec<String> = pem_objects.iter().cloned().chain(pfx_objects).collect();
+    let env = Env::start_with(&seed(secrets), &["--write-cert-and-key-in-separate-files"]).await;
     let f = mount(&env, &both).await.expect("mount");
-    for (v, chain) in &all {
+    for (v, chain) in all {
         let certs = chain_order(&v.reference, chain).concat();
         let keys = v.reference.keys.concat();
         for file in [v.name.clone(), format!("{}.pfx", v.name)] {

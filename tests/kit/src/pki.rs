@@ -297,88 +297,27 @@ impl Chain {
         }
         let dir = tempfile::tempdir().ok()?;
         let d = dir.path();
+        let run = |command: String| openssl(d, &command.split(' ').collect::<Vec<_>>());
+        let ca = "basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,cRLSign\n";
+        let ids = "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
+        std::fs::write(d.join("ca.ext"), format!("{ca}{ids}")).ok()?;
+        let leaf = "basicConstraints=CA:FALSE\nsubjectAltName=DNS:app.example.test\n";
+        std::fs::write(d.join("leaf.ext"), format!("{leaf}{ids}")).ok()?;
         for k in ["root", "inter", "leaf"] {
-            openssl(
-                d,
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "EC",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-out",
-                    &format!("{k}.key"),
-                ],
-            );
+            run(format!(
+                "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {k}.key"
+            ));
         }
-        std::fs::write(d.join("ca.ext"), "basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n").ok()?;
-        std::fs::write(d.join("leaf.ext"), "basicConstraints=CA:FALSE\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\nsubjectAltName=DNS:app.example.test\n").ok()?;
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "root.key",
-                "-subj",
-                "/CN=Negative Root",
-                "-set_serial",
-                "-1",
-                "-days",
-                "30",
-                "-extensions",
-                "v3_ca",
-                "-out",
-                "root.pem",
-            ],
-        );
-        let sign = |name: &str, subject: &str, issuer: &str, serial: &str, ext: &str| {
-            openssl(
-                d,
-                &[
-                    "req",
-                    "-new",
-                    "-key",
-                    &format!("{name}.key"),
-                    "-subj",
-                    subject,
-                    "-out",
-                    &format!("{name}.csr"),
-                ],
-            );
-            openssl(
-                d,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &format!("{name}.csr"),
-                    "-CA",
-                    &format!("{issuer}.pem"),
-                    "-CAkey",
-                    &format!("{issuer}.key"),
-                    "-set_serial",
-                    serial,
-                    "-days",
-                    "30",
-                    "-extfile",
-                    ext,
-                    "-out",
-                    &format!("{name}.pem"),
-                ],
-            );
+        run("req -x509 -new -key root.key -subj /CN=Negative-Root -set_serial -1 -days 30 -extensions v3_ca -out root.pem".into());
+        let sign = |name: &str, issuer: &str, serial: &str, ext: &str| {
+            run(format!(
+                "req -new -key {name}.key -subj /CN={name} -out {name}.csr"
+            ));
+            run(format!("x509 -req -in {name}.csr -CA {issuer}.pem -CAkey {issuer}.key -set_serial {serial} -days 30 -extfile {ext} -out {name}.pem"));
         };
-        sign(
-            "inter",
-            "/CN=Negative Intermediate",
-            "root",
-            "-0x5a2f",
-            "ca.ext",
-        );
+        sign("inter", "root", "-0x5a2f", "ca.ext");
         sign(
             "leaf",
-            "/CN=app.example.test",
             "inter",
             "-0x7f112233445566778899aabbccddeeff00112233",
             "leaf.ext",
