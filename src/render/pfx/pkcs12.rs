@@ -110,10 +110,20 @@ fn at(what: &'static str) -> impl Fn(BerError) -> Pkcs12Error {
 }
 
 /// What a PFX holds: PKCS#8 keys (re-encoded, see `pkcs8`) and DER certificates, in bag order.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Contents {
     pub keys: Vec<Vec<u8>>,
     pub certs: Vec<Vec<u8>>,
+}
+
+/// Counts only: the keys are secret.
+impl std::fmt::Debug for Contents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contents")
+            .field("keys", &self.keys.len())
+            .field("certs", &self.certs.len())
+            .finish()
+    }
 }
 
 /// The two encodings of the empty password, in the order Go and OpenSSL try them.
