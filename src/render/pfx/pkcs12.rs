@@ -759,6 +759,7 @@ mod tests {
         };
         for layout in [Layout::key_vault(), Layout::windows(), ber] {
             let contents = decode(&build(&layout, &key, &certs)).unwrap();
+            assert_eq!(format!("{contents:?}"), "Contents { keys: 1, certs: 2 }");
             assert_eq!(
                 (contents.keys, contents.certs),
                 (vec![key.clone()], certs.clone())
