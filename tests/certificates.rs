@@ -175,12 +175,12 @@ async fn openssl_made_pfx_files_modern_and_legacy() {
     let chain = Chain::new(Algorithm::Rsa2048, true);
     let secrets = secret_yaml(
         "modern",
-        &b64(&chain.pfx_openssl(false).unwrap()),
+        &b64(&chain.pfx_openssl(&pki::OpensslPfx::Modern).unwrap()),
         Some("application/x-pkcs12"),
         Some(KID),
     ) + &secret_yaml(
         "legacy",
-        &b64(&chain.pfx_openssl(true).unwrap()),
+        &b64(&chain.pfx_openssl(&pki::OpensslPfx::TripleDes).unwrap()),
         Some("application/x-pkcs12"),
         Some(KID),
     );

@@ -1,5 +1,7 @@
-//! Certificate material from Key Vault: PFX (as the base64 secret value), PEM splitting, chain
-//! ordering of arbitrary DER, and JWK public keys.
+//! Certificate material from Key Vault: PFX (as the base64 secret value, and raw bytes, which
+//! exercise the PKCS#12 decoder's BER reader, MAC and decryption paths), PEM splitting, chain
+//! ordering of arbitrary DER, and JWK public keys. Seeds: the Go provider's PFX fixtures
+//! (tests/fixtures/go-provider, decoded).
 #![no_main]
 
 use akv_csi_provider::parsers::{chain, jwk, pfx};

@@ -53,6 +53,8 @@ pub(super) fn history_versions(
             listed: listing.len(),
         });
     }
+    // Stable: same-second versions keep Key Vault's listing order, as Go's sort.Sort does for
+    // short lists (README "Certificates and keys").
     versions.sort_by_key(|v| Reverse(v.created));
     let start = match &object.version {
         None => 0,

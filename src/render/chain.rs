@@ -38,8 +38,10 @@ struct KeyIds {
     subject: Option<Vec<u8>>,
 }
 
-fn key_ids(der: &[u8]) -> Result<KeyIds, String> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+/// The key identifiers of certificate `index` of the chain.
+fn key_ids(index: usize, der: &[u8]) -> Result<KeyIds, ChainError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| ChainError::Parse(index, e.to_string()))?;
     let mut ids = KeyIds::default();
     for ext in cert.iter_extensions() {
         match ext.parsed_extension() {
@@ -65,7 +67,7 @@ pub fn order(certs: Vec<Vec<u8>>) -> Result<(Vec<Vec<u8>>, Order), ChainError> {
     let ids = certs
         .iter()
         .enumerate()
-        .map(|(i, der)| key_ids(der).map_err(|e| ChainError::Parse(i, e)))
+        .map(|(i, der)| key_ids(i, der))
         .collect::<Result<Vec<_>, _>>()?;
     let mut parent = vec![None; n];
     let mut is_parent = vec![false; n];
@@ -158,6 +160,136 @@ mod tests {
         assert_eq!(
             order(vec![vec![]; MAX_CERTIFICATES + 1]).unwrap_err(),
             ChainError::TooMany(MAX_CERTIFICATES + 1)
+        );
+    }
+
+    /// DER of every PEM block in `text`.
+    fn ders(text: &str) -> Vec<Vec<u8>> {
+        use base64::Engine;
+        text.split("-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .map(|block| {
+                let body: String = block
+                    .lines()
+                    .take_while(|l| !l.starts_with("-----END"))
+                    .collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    fn permutations(items: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
+        if items.len() <= 1 {
+            return vec![items.to_vec()];
+        }
+        (0..items.len())
+            .flat_map(|i| {
+                let mut rest = items.to_vec();
+                let first = rest.remove(i);
+                permutations(&rest).into_iter().map(move |mut p| {
+                    p.insert(0, first.clone());
+                    p
+                })
+            })
+            .collect()
+    }
+
+    /// The Go provider's TestFetchCertChain and TestFetchCertChainWithLeafMissingSKI
+    /// (tests/fixtures/go-provider): every input order gives Go's expected chain.
+    #[test]
+    fn go_provider_fetch_cert_chain_cases() {
+        const GO: &str = "tests/fixtures/go-provider";
+        let read = |f: &str| {
+            std::fs::read_to_string(format!("{}/{GO}/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        };
+        for (dir, names) in [
+            ("fetch-cert-chain", &["root", "intermediate", "server"][..]),
+            (
+                "fetch-cert-chain-leaf-missing-ski",
+                &["root", "intermediate1", "intermediate2", "server"][..],
+            ),
+        ] {
+            let certs: Vec<Vec<u8>> = names
+                .iter()
+                .flat_map(|n| ders(&read(&format!("{dir}/{n}.pem"))))
+                .collect();
+            let expected = ders(&read(&format!("{dir}/expected.pem")));
+            assert_eq!(expected.len(), certs.len());
+            for input in permutations(&certs) {
+                assert_eq!(
+                    order(input).unwrap(),
+                    (expected.clone(), Order::Complete),
+                    "{dir}"
+                );
+            }
+        }
+        // TestFetchCertChainWarning: the server and the root without the intermediate.
+        let server = ders(&read("fetch-cert-chain/server.pem"));
+        let root = ders(&read("fetch-cert-chain/root.pem"));
+        let input = [server, root].concat();
+        let expected = ders(&read("fetch-cert-chain-warning/expected.pem"));
+        assert_eq!(order(input).unwrap(), (expected, Order::Incomplete));
+    }
+
+    /// A self-signed leaf without Authority Key Identifier (Key Vault's "Self" issuer) links to
+    /// nothing: alone it is the chain, beside unrelated certificates the order is kept.
+    #[test]
+    fn self_signed_leaf_without_aki() {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["self.test".into()]).unwrap();
+        // A Subject Key Identifier (ExplicitNoCa writes one) but no Authority Key Identifier.
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = false;
+        let leaf = params.self_signed(&key).unwrap().der().to_vec();
+        let ids = key_ids(&leaf).unwrap();
+        assert!(ids.authority.is_none() && ids.subject.is_some());
+        assert_eq!(
+            order(vec![leaf.clone()]).unwrap(),
+            (vec![leaf.clone()], Order::Complete)
+        );
+        let other = cert(b"o", b"x");
+        assert_eq!(
+            order(vec![other.clone(), leaf.clone()]).unwrap(),
+            (vec![other, leaf], Order::Incomplete)
+        );
+    }
+
+    /// Negative serial numbers (openssl writes them with -set_serial) do not stop the ordering.
+    #[test]
+    fn negative_serial_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("leaf.ext"),
+            "authorityKeyIdentifier=keyid\n",
+        )
+        .unwrap();
+        let run = |command: &str| {
+            std::process::Command::new("openssl")
+                .current_dir(dir.path())
+                .args(command.split(' '))
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+        let made = run(&format!("req -x509 {ec} -keyout ca.key -subj /CN=neg-ca -set_serial -1 -days 1 -out ca.pem"))
+            && run(&format!("req -new {ec} -keyout leaf.key -subj /CN=neg-leaf -out leaf.csr"))
+            && run("x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -set_serial -0x7f112233445566778899aabbccddeeff00112233 -days 1 -extfile leaf.ext -out leaf.pem");
+        if !made {
+            eprintln!("openssl not found: skipping the negative serial check");
+            return;
+        }
+        let read = |f: &str| ders(&std::fs::read_to_string(dir.path().join(f)).unwrap()).remove(0);
+        let (ca, leaf) = (read("ca.pem"), read("leaf.pem"));
+        // The serials really are negative: INTEGER content with the sign bit set.
+        for der in [&ca, &leaf] {
+            let (_, c) = X509Certificate::from_der(der).unwrap();
+            assert!(c.tbs_certificate.raw_serial()[0] & 0x80 != 0);
+        }
+        assert_eq!(
+            order(vec![ca.clone(), leaf.clone()]).unwrap(),
+            (vec![leaf, ca], Order::Complete)
         );
     }
 }

@@ -163,6 +163,26 @@ mod tests {
         );
     }
 
+    /// Key Vault sends some RSA moduli with a leading zero byte (a two's-complement habit JWK
+    /// does not ask for): with or without it, the PEM is openssl's.
+    #[test]
+    fn rsa_modulus_with_and_without_leading_zero() {
+        for keep_zero in [true, false] {
+            openssl_roundtrip(
+                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+                |text| {
+                    let mut n = hex_block(text, "modulus:");
+                    // openssl prints the modulus as a DER INTEGER: 00 then 256 bytes.
+                    assert_eq!((n.len(), n[0]), (257, 0));
+                    if !keep_zero {
+                        n.remove(0);
+                    }
+                    serde_json::json!({"kty": "RSA", "n": b64(&n), "e": "AQAB"})
+                },
+            );
+        }
+    }
+
     #[test]
     fn ec_curves_match_openssl() {
         for (curve, crv) in [("P-256", "P-256"), ("P-384", "P-384"), ("P-521", "P-521")] {

@@ -1,12 +1,17 @@
-//! Certificate-backed secrets stored as PKCS#12 (`application/x-pkcs12`): decoded with the empty
-//! password Key Vault uses, both modern (PBES2/AES-256, SHA-256 MAC) and legacy (3DES/RC2,
-//! SHA-1) encodings, into PEM with every private key first (PKCS#8 `PRIVATE KEY`, bag attributes
-//! dropped) and then the certificates, chain-ordered when asked.
+//! Certificate-backed secrets stored as PKCS#12 (`application/x-pkcs12`): decoded with an empty
+//! password in both of its encodings (`pkcs12`), as Key Vault, Windows, .NET and OpenSSL write
+//! them, into PEM with every private key first (PKCS#8 `PRIVATE KEY` as openssl writes it, bag
+//! and key attributes dropped) and then the certificates, chain-ordered when asked.
+
+mod ber;
+mod pkcs12;
+mod pkcs8;
 
 use base64::Engine;
 
 use super::chain::{self, ChainError, Order};
 use super::pem;
+pub use pkcs12::Pkcs12Error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PfxError {
@@ -14,8 +19,10 @@ pub enum PfxError {
         "secret value is not base64 (a PKCS#12 secret from Key Vault is stored base64-encoded)"
     )]
     Base64,
-    #[error("failed to decode PKCS#12 with an empty password: {0} (password-protected PFX files are not supported)")]
-    Decode(String),
+    #[error("failed to decode PKCS#12 with an empty password: {0}")]
+    Decode(Pkcs12Error),
+    #[error("password-protected PFX files are not supported: {0}. Mount the file unchanged with objectFormat: pfx and give the application its password, or import the certificate into Key Vault with its password (Key Vault then stores it without one)")]
+    PasswordProtected(&'static str),
     #[error("the PKCS#12 file holds no certificate")]
     NoCertificate,
     #[error(transparent)]
@@ -55,18 +62,10 @@ pub fn decode(value: &str, construct_chain: bool) -> Result<Decoded, PfxError> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .map_err(|_| PfxError::Base64)?;
-    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(&der, "")
-        .map_err(|e| PfxError::Decode(e.to_string()))?;
-    let keys: Vec<Vec<u8>> = archive
-        .keys
-        .iter()
-        .map(|k| k.key.as_der().to_vec())
-        .collect();
-    let certs: Vec<Vec<u8>> = archive
-        .certs
-        .iter()
-        .map(|c| c.cert.as_der().to_vec())
-        .collect();
+    let pkcs12::Contents { keys, certs } = pkcs12::decode(&der).map_err(|e| match e {
+        Pkcs12Error::PasswordProtected(why) => PfxError::PasswordProtected(why),
+        other => PfxError::Decode(other),
+    })?;
     if certs.is_empty() {
         return Err(PfxError::NoCertificate);
     }
@@ -121,6 +120,26 @@ mod tests {
         );
         assert_eq!(certs.matches("BEGIN CERTIFICATE").count(), 2);
         assert!(certs.find("AQ==").unwrap() < certs.find("Ag==").unwrap());
+    }
+
+    /// The Go provider's own fixtures (tests/fixtures/go-provider/README.md): the first is a
+    /// Windows-made PFX keyed with the zero-length password, which p12-keystore could not open.
+    #[test]
+    fn go_provider_decode_pkcs12_cases() {
+        for (pfx, expected) in [
+            (
+                include_str!("../../tests/fixtures/go-provider/decode-pkcs12-one-certificate-and-key.pfx.b64"),
+                include_str!("../../tests/fixtures/go-provider/decode-pkcs12-one-certificate-and-key.expected.pem"),
+            ),
+            (
+                include_str!("../../tests/fixtures/go-provider/decode-pkcs12-multiple-certificates-and-one-key.pfx.b64"),
+                include_str!("../../tests/fixtures/go-provider/decode-pkcs12-multiple-certificates-and-one-key.expected.pem"),
+            ),
+        ] {
+            let decoded = decode(pfx, true).unwrap();
+            assert_eq!(decoded.order, Order::Complete);
+            assert_eq!(decoded.pem(), expected);
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod fault;
 pub mod https;
 pub mod keyvault;
 pub mod node;
+pub mod pfx;
 pub mod pki;
 pub mod provider;
 pub mod proxy;

@@ -1,7 +1,9 @@
 //! A test PKI generated at run time: root → intermediate → leaf chains in EC (P-256) or RSA,
-//! optionally a leaf without Subject Key Identifier, and PKCS#12 files made by a Rust library
-//! (p12-keystore, modern AES-256/SHA-256) and, when installed, by the `openssl` command line
-//! (its modern default and the legacy 3DES/SHA-1 encoding), the two producers users meet.
+//! optionally a leaf without Subject Key Identifier, self-signed leaves without Authority Key
+//! Identifier, chains with negative serial numbers (made by openssl, which rcgen cannot), and
+//! PKCS#12 files made by a Rust library (p12-keystore, AES-256/SHA-256), by the `openssl`
+//! command line in each of its encodings ([`OpensslPfx`]), and by [`crate::pfx`] as Key Vault
+//! and Windows make them.
 
 use std::process::Command;
 
@@ -154,9 +156,17 @@ impl Chain {
         store.writer("").write().expect("pfx")
     }
 
-    /// A PFX made by `openssl pkcs12 -export`, modern (AES-256, SHA-256 MAC) or legacy (3DES,
-    /// SHA-1 MAC); `None` when openssl is not installed.
-    pub fn pfx_openssl(&self, legacy: bool) -> Option<Vec<u8>> {
+    /// A PFX in a producer's layout ([`crate::pfx::Layout`]): key and leaf, intermediate, root.
+    pub fn pfx_layout(&self, layout: &crate::pfx::Layout) -> Vec<u8> {
+        layout.build(
+            &self.leaf_key,
+            &[&self.leaf.der, &self.intermediate.der, &self.root.der],
+        )
+    }
+
+    /// A PFX made by `openssl pkcs12 -export` (leaf, then intermediate and root) in one of its
+    /// encodings; `None` when openssl is not installed.
+    pub fn pfx_openssl(&self, variant: &OpensslPfx) -> Option<Vec<u8>> {
         let dir = tempfile::tempdir().ok()?;
         let write = |name: &str, text: String| {
             let path = dir.path().join(name);
@@ -182,16 +192,7 @@ impl Chain {
             "-out",
             &out,
         ]);
-        if legacy {
-            cmd.args([
-                "-certpbe",
-                "PBE-SHA1-3DES",
-                "-keypbe",
-                "PBE-SHA1-3DES",
-                "-macalg",
-                "sha1",
-            ]);
-        }
+        cmd.args(variant.args());
         let status = cmd.output().ok()?;
         assert!(
             status.status.success(),
@@ -200,6 +201,155 @@ impl Chain {
         );
         std::fs::read(&out).ok()
     }
+}
+
+/// The encodings `openssl pkcs12 -export` (OpenSSL 3) writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpensslPfx {
+    /// The default: PBES2 (PBKDF2-HMAC-SHA-256, AES-256-CBC) for certificates and key,
+    /// HMAC-SHA-256 MAC, 2048 iterations.
+    Modern,
+    /// `-legacy`, OpenSSL 1.1's default: certificates pbeWithSHAAnd40BitRC2-CBC, key
+    /// pbeWithSHAAnd3-KeyTripleDES-CBC, HMAC-SHA-1.
+    Legacy,
+    /// 3DES for both and a SHA-1 MAC (what OpenSSL builds without RC2 write).
+    TripleDes,
+    /// Certificates pbeWithSHAAnd128BitRC2-CBC.
+    Rc2_128,
+    /// PBES2 with AES-128-CBC and a SHA-512 MAC.
+    Aes128Sha512Mac,
+    /// No MAC at all (`-nomac`).
+    NoMac,
+    /// Nothing encrypted: certificates in a data safe, the key in a plain keyBag.
+    Unencrypted,
+    /// Protected by a real password.
+    Password(String),
+}
+
+impl OpensslPfx {
+    fn args(&self) -> Vec<String> {
+        let args: &[&str] = match self {
+            OpensslPfx::Modern => &[],
+            OpensslPfx::Legacy => &["-legacy"],
+            OpensslPfx::TripleDes => &[
+                "-certpbe",
+                "PBE-SHA1-3DES",
+                "-keypbe",
+                "PBE-SHA1-3DES",
+                "-macalg",
+                "sha1",
+            ],
+            OpensslPfx::Rc2_128 => &["-legacy", "-certpbe", "PBE-SHA1-RC2-128"],
+            OpensslPfx::Aes128Sha512Mac => &[
+                "-certpbe",
+                "AES-128-CBC",
+                "-keypbe",
+                "AES-128-CBC",
+                "-macalg",
+                "sha512",
+            ],
+            OpensslPfx::NoMac => &["-nomac"],
+            OpensslPfx::Unencrypted => &["-certpbe", "NONE", "-keypbe", "NONE"],
+            OpensslPfx::Password(p) => return vec!["-passout".into(), format!("pass:{p}")],
+        };
+        args.iter().map(|a| a.to_string()).collect()
+    }
+}
+
+/// A self-signed certificate without Authority Key Identifier, as Key Vault's "Self" issuer
+/// makes them, and its PKCS#8 key.
+pub fn self_signed_leaf(algorithm: Algorithm, name: &str) -> (Cert, Vec<u8>) {
+    let key = key(algorithm, name);
+    let mut params = CertificateParams::new(vec![name.to_string()]).expect("params");
+    params.distinguished_name.push(DnType::CommonName, name);
+    // A Subject Key Identifier (rcgen writes one for ExplicitNoCa), no Authority Key Identifier.
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.use_authority_key_identifier_extension = false;
+    let cert = params.self_signed(&key).expect("self-signed");
+    let cert = Cert {
+        name: name.into(),
+        der: cert.der().to_vec(),
+    };
+    (cert, key.serialize_der())
+}
+
+/// Runs openssl in `dir`; panics with its error output when it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Chain {
+    /// root → intermediate → leaf (P-256) whose serial numbers are negative (-1, -0x5a2f and
+    /// -0x7f11...: one byte, two bytes, and 20 bytes), as some CAs issue them. None
+    /// without openssl.
+    pub fn negative_serials() -> Option<Chain> {
+        if !have_openssl() {
+            return None;
+        }
+        let dir = tempfile::tempdir().ok()?;
+        let d = dir.path();
+        let run = |command: String| openssl(d, &command.split(' ').collect::<Vec<_>>());
+        let ca = "basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,cRLSign\n";
+        let ids = "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
+        std::fs::write(d.join("ca.ext"), format!("{ca}{ids}")).ok()?;
+        let leaf = "basicConstraints=CA:FALSE\nsubjectAltName=DNS:app.example.test\n";
+        std::fs::write(d.join("leaf.ext"), format!("{leaf}{ids}")).ok()?;
+        for k in ["root", "inter", "leaf"] {
+            run(format!(
+                "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {k}.key"
+            ));
+        }
+        run("req -x509 -new -key root.key -subj /CN=Negative-Root -set_serial -1 -days 30 -extensions v3_ca -out root.pem".into());
+        let sign = |name: &str, issuer: &str, serial: &str, ext: &str| {
+            run(format!(
+                "req -new -key {name}.key -subj /CN={name} -out {name}.csr"
+            ));
+            run(format!("x509 -req -in {name}.csr -CA {issuer}.pem -CAkey {issuer}.key -set_serial {serial} -days 30 -extfile {ext} -out {name}.pem"));
+        };
+        sign("inter", "root", "-0x5a2f", "ca.ext");
+        sign(
+            "leaf",
+            "inter",
+            "-0x7f112233445566778899aabbccddeeff00112233",
+            "leaf.ext",
+        );
+        let cert = |name: &str| {
+            let pem = std::fs::read_to_string(d.join(format!("{name}.pem"))).expect("cert");
+            Cert {
+                name: name.into(),
+                der: der_of_pem(&pem),
+            }
+        };
+        let key_pem = std::fs::read_to_string(d.join("leaf.key")).ok()?;
+        Some(Chain {
+            root: cert("root"),
+            intermediate: cert("inter"),
+            leaf: cert("leaf"),
+            leaf_key: der_of_pem(&key_pem),
+        })
+    }
+}
+
+/// The DER of the first PEM block.
+fn der_of_pem(pem: &str) -> Vec<u8> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("PEM body")
 }
 
 /// Whether the `openssl` command is available (tests that need it say so when skipping).
