@@ -110,11 +110,62 @@ impl<V: Expiring> Cache<V> {
         if let Some(value) = guard.as_ref().filter(|v| v.is_fresh()) {
             return Ok((value.clone(), Source::Cache));
         }
-        let value = Arc::new(fetch.await?);
+        let value = match fetch.await {
+            Ok(value) => Arc::new(value),
+            Err(e) => {
+                let empty = guard.is_none();
+                drop(guard);
+                if empty {
+                    self.forget_slot(&key, &slot);
+                }
+                return Err(e);
+            }
+        };
         *guard = Some(value.clone());
         drop(guard);
         self.account(key, &slot, value.weight());
         Ok((value, Source::Upstream))
+    }
+
+    /// Stores `value` under `key`, replacing what it held.
+    pub fn insert(&self, key: CacheKey, value: Arc<V>) {
+        let weight = value.weight();
+        let slot = Slot::new(tokio::sync::Mutex::new(Some(value)));
+        {
+            let mut inner = self.inner.lock().expect("cache lock");
+            let old = inner.entries.insert(
+                key,
+                Entry {
+                    slot: slot.clone(),
+                    weight: 0,
+                    stored: Instant::now(),
+                },
+            );
+            if let Some(old) = old {
+                inner.weight -= old.weight;
+            }
+        }
+        self.account(key, &slot, weight);
+    }
+
+    /// The fresh value `key` holds, without fetching (nothing while a fetch of it is running).
+    pub fn peek(&self, key: &CacheKey) -> Option<Arc<V>> {
+        let inner = self.inner.lock().expect("cache lock");
+        let held = inner.entries.get(key)?.slot.try_lock().ok()?;
+        held.as_ref().filter(|v| v.is_fresh()).cloned()
+    }
+
+    /// Drops the entry of a failed first fetch, so errors leave nothing behind.
+    fn forget_slot(&self, key: &CacheKey, slot: &Slot<V>) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        let ours = inner.entries.get(key).is_some_and(|e| {
+            Arc::ptr_eq(&e.slot, slot) && e.slot.try_lock().is_ok_and(|held| held.is_none())
+        });
+        if ours {
+            if let Some(e) = inner.entries.remove(key) {
+                inner.weight -= e.weight;
+            }
+        }
     }
 
     /// Records the new weight of `key` and evicts until the bound holds again.
@@ -278,6 +329,32 @@ mod tests {
         assert_eq!(
             cache.get_or_fetch(key("e"), fetch()).await.unwrap().1,
             Source::Upstream
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn insert_peek_and_failed_fetches_leave_nothing() {
+        let cache = Cache::new(100);
+        assert!(cache.peek(&key("k")).is_none());
+        cache.insert(key("k"), Arc::new(value(Duration::from_secs(10), 3)));
+        assert_eq!(cache.weight(), 3);
+        assert!(cache.peek(&key("k")).is_some());
+        cache.insert(key("k"), Arc::new(value(Duration::from_secs(10), 5)));
+        assert_eq!(cache.weight(), 5, "replaced, not added");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(
+            cache.peek(&key("k")).is_none(),
+            "stale values are not handed out"
+        );
+        for i in 0..10 {
+            let _ = cache
+                .get_or_fetch(key(&format!("e{i}")), async { Err::<Value, _>(()) })
+                .await;
+        }
+        assert_eq!(
+            cache.inner.lock().unwrap().entries.len(),
+            1,
+            "errors leave no entries"
         );
     }
 

@@ -80,6 +80,21 @@ pub struct Metrics {
     keyvault_retries: Family<ObjectTypeLabels, Counter>,
     keyvault_throttled: Family<ObjectTypeLabels, Counter>,
     optional_skipped: Family<ObjectTypeLabels, Counter>,
+    stale_served: Family<StaleLabels, Counter>,
+    stale_age: Family<StaleLabels, Histogram, fn() -> Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StaleLabels {
+    /// `object` or `versions`.
+    cache: &'static str,
+}
+
+/// Ages of stale copies, in seconds: from a second to a day.
+fn age_histogram() -> Histogram {
+    Histogram::new([
+        1.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 21600.0, 86400.0,
+    ])
 }
 
 impl Default for Metrics {
@@ -95,6 +110,8 @@ impl Default for Metrics {
             keyvault_retries: Family::default(),
             keyvault_throttled: Family::default(),
             optional_skipped: Family::default(),
+            stale_served: Family::default(),
+            stale_age: Family::new_with_constructor(age_histogram as fn() -> Histogram),
             registry: Registry::default(),
         };
         registry.register(
@@ -131,6 +148,16 @@ impl Default for Metrics {
             "optional_objects_skipped",
             "Objects marked optional that were left out of a mount because Key Vault has no enabled version of them",
             m.optional_skipped.clone(),
+        );
+        registry.register(
+            "stale_copies_served",
+            "Objects and version listings served from the last good copy because Key Vault failed (--serve-stale-on-error)",
+            m.stale_served.clone(),
+        );
+        registry.register(
+            "stale_copy_age_seconds",
+            "Age of the stale copies served",
+            m.stale_age.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -212,6 +239,16 @@ impl Metrics {
         self.cache_lookups
             .get_or_create(&CacheLabels { cache, result })
             .inc();
+    }
+
+    /// A stale copy stood in for a failed Key Vault answer.
+    pub fn served_stale(&self, cache: &'static str, age: Duration) {
+        self.stale_served
+            .get_or_create(&StaleLabels { cache })
+            .inc();
+        self.stale_age
+            .get_or_create(&StaleLabels { cache })
+            .observe(age.as_secs_f64());
     }
 
     /// An optional object left out of a mount.

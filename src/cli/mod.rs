@@ -151,6 +151,11 @@ struct ProviderArgs {
     /// Upper bound on the memory held by cached objects.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     object_cache_max_bytes: usize,
+    /// When Key Vault fails (429 after retries, 5xx, timeouts, transport errors), serve a mount
+    /// whose identity is proven the copy last fetched for that identity if it is younger than
+    /// this (Go duration; 0, the default, never does).
+    #[arg(long, default_value = "0", value_parser = go_duration)]
+    serve_stale_on_error: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -263,6 +268,7 @@ fn configure(args: ProviderArgs) -> Result<(RequestDefaults, ProviderConfig), Cl
         max_concurrent_per_vault: args.max_concurrent_requests_per_vault,
         object_cache_ttl: args.object_cache_ttl,
         object_cache_max_bytes: args.object_cache_max_bytes,
+        serve_stale_on_error: args.serve_stale_on_error,
         net: NetConfig {
             resolve: args.resolve,
             extra_ca_files: args.extra_ca_file,

@@ -6,7 +6,7 @@
 use url::Url;
 
 use super::token::OAuthError;
-use super::{AccessToken, Endpoint, IdentityError, Problem, TokenRequest};
+use super::{AccessToken, Endpoint, Identity, IdentityError, Problem, TokenRequest};
 use crate::cache::CacheKey;
 use crate::http::{self, Policy};
 use crate::retry::Deadline;
@@ -65,15 +65,26 @@ pub async fn token(
         scope: req.scope,
         grant,
     };
+    let identity = Identity {
+        mode: req.credential.mode_name(),
+        issuer: req.cloud.authority_host.to_string(),
+        tenant: req.tenant.to_string(),
+        client_id: client_id.to_string(),
+    };
     exchange
-        .run(key, deadline)
+        .run(key, identity, deadline)
         .await
         .map_err(|problem| IdentityError::new(endpoint(), problem))
 }
 
 impl Exchange<'_> {
-    /// POSTs the grant and reads the token.
-    pub async fn run(&self, key: CacheKey, deadline: Deadline) -> Result<AccessToken, Problem> {
+    /// POSTs the grant and reads the token, issued to `identity`.
+    pub async fn run(
+        &self,
+        key: CacheKey,
+        identity: Identity,
+        deadline: Deadline,
+    ) -> Result<AccessToken, Problem> {
         let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id),
@@ -111,7 +122,7 @@ impl Exchange<'_> {
                 source,
             })?;
         if answer.is_success() {
-            return AccessToken::from_answer(&answer, self.url.as_str(), key);
+            return AccessToken::from_answer(&answer, self.url.as_str(), key, identity);
         }
         let error = OAuthError::of(&answer);
         Err(Problem::Refused(describe(answer.status, &error)))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::token::OAuthError;
-use super::{AccessToken, Endpoint, IdentityError, Problem};
+use super::{AccessToken, Endpoint, Identity, IdentityError, Problem};
 use crate::cache::CacheKey;
 use crate::http::{self, Policy};
 use crate::retry::{Backoff, Deadline};
@@ -59,7 +59,13 @@ pub async fn token(
         }
     };
     if answer.is_success() {
-        return AccessToken::from_answer(&answer, "IMDS", key).map_err(fail);
+        let identity = Identity {
+            mode: "vm_managed_identity",
+            issuer: endpoint.to_string(),
+            tenant: String::new(),
+            client_id: client_id.unwrap_or("system-assigned").to_string(),
+        };
+        return AccessToken::from_answer(&answer, "IMDS", key, identity).map_err(fail);
     }
     let error = OAuthError::of(&answer);
     let mut detail = format!("IMDS answered {}", status_text(answer.status));

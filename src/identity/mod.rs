@@ -7,6 +7,7 @@ mod entra;
 mod error;
 mod imds;
 mod nmi;
+mod proven;
 mod proxy;
 mod token;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use url::Url;
 
 pub use error::{Endpoint, IdentityError, Problem};
+pub use proven::Identity;
 pub use proxy::{sni_for_cluster, ProxyError, TokenProxyConfig};
 pub use token::AccessToken;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use url::Url;
 
-use super::{AccessToken, Endpoint, IdentityError, Problem};
+use super::{AccessToken, Endpoint, Identity, IdentityError, Problem};
 use crate::cache::CacheKey;
 use crate::http::{self, Policy};
 use crate::retry::Deadline;
@@ -94,5 +94,12 @@ pub async fn token(
         expires_at: answer.sent + lifetime,
         obtained_at: answer.sent,
         key,
+        // NMI says which identity is bound to the pod: pods bound to one identity share.
+        identity: Identity {
+            mode: "pod_identity",
+            issuer: endpoint.to_string(),
+            tenant: String::new(),
+            client_id: parsed.clientid,
+        },
     })
 }

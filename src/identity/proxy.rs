@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::entra::{Exchange, Grant};
-use super::{AccessToken, Endpoint, IdentityError, Problem, TokenRequest};
+use super::{AccessToken, Endpoint, Identity, IdentityError, Problem, TokenRequest};
 use crate::cache::CacheKey;
 use crate::retry::Deadline;
 use crate::secret::Secret;
@@ -143,7 +143,13 @@ impl TokenProxy {
             scope: req.scope,
             grant: Grant::Assertion(assertion),
         };
-        let result = exchange.run(key, deadline).await;
+        let identity = Identity {
+            mode: req.credential.mode_name(),
+            issuer: self.config.url.to_string(),
+            tenant: req.tenant.to_string(),
+            client_id: client_id.to_string(),
+        };
+        let result = exchange.run(key, identity, deadline).await;
         if result.is_err() {
             // Force a fresh connection (and CA read) next time: the proxy may have moved.
             *self.connection.lock().await = None;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::Problem;
+use super::{Identity, Problem};
 use crate::cache::{CacheKey, Expiring};
 use crate::http::Answer;
 use crate::secret::Secret;
@@ -18,6 +18,8 @@ pub struct AccessToken {
     pub obtained_at: Instant,
     /// The token cache key: identifies the credential material and scope it was issued for.
     pub key: CacheKey,
+    /// Who the token was issued to.
+    pub identity: Identity,
 }
 
 impl Expiring for AccessToken {
@@ -66,6 +68,7 @@ impl AccessToken {
         answer: &Answer,
         at: &str,
         key: CacheKey,
+        identity: Identity,
     ) -> Result<AccessToken, Problem> {
         let parsed: TokenResponse =
             serde_json::from_slice(&answer.body).map_err(|_| Problem::NotTokenResponse {
@@ -81,6 +84,7 @@ impl AccessToken {
             expires_at: answer.sent + lifetime,
             obtained_at: answer.sent,
             key,
+            identity,
         })
     }
 }
@@ -136,6 +140,12 @@ mod tests {
             expires_at: now + lifetime,
             obtained_at: now,
             key: KeyBuilder::default().finish(),
+            identity: Identity {
+                mode: "test",
+                issuer: String::new(),
+                tenant: String::new(),
+                client_id: String::new(),
+            },
         };
         let hour = token(Duration::from_secs(3600));
         let minute = token(Duration::from_secs(60));

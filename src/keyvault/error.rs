@@ -106,6 +106,17 @@ fn error_message(body: &[u8]) -> String {
 }
 
 impl KvError {
+    /// Whether Key Vault failed rather than refused: throttling that outlasted the retries, a
+    /// server error, a timeout or a transport error. Only these may be bridged with a stale
+    /// copy; a refusal (401, 403, 404, a disabled object) never is.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            KvError::Throttled { .. } | KvError::Transport { .. } => true,
+            KvError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
     pub(super) fn bad_response(object: &ObjectRef, problem: String) -> KvError {
         KvError::BadResponse {
             vault: object.vault.name.clone(),

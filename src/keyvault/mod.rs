@@ -22,7 +22,7 @@ pub use models::{
     parse_certificate, parse_key, parse_secret, parse_versions, Object, SecretBundle, VersionItem,
 };
 
-use crate::http::{self, CallError, Event, Policy};
+use crate::http::{self, Answer, CallError, Event, Policy};
 use crate::identity::{AccessToken, IdentityError};
 use crate::metrics::Metrics;
 use crate::retry::Deadline;
@@ -213,7 +213,74 @@ impl KeyVault {
         ))
     }
 
-    /// One authenticated GET with challenge handling and retries; the body of a 2xx answer.
+    /// A token for the vault of `object`, for the scope its host's challenge names (learnt once
+    /// per host, with one unauthenticated request). Obtaining it proves the mount's identity.
+    pub async fn authenticate(
+        &self,
+        object: &ObjectRef,
+        auth: &impl Authenticator,
+        deadline: Deadline,
+    ) -> Result<Arc<AccessToken>, KvError> {
+        let scope = self.scope(object, auth, deadline).await?;
+        Ok(auth.token(&scope).await?)
+    }
+
+    /// The scope of the object's vault host, asking for its challenge if it is not known yet.
+    async fn scope(
+        &self,
+        object: &ObjectRef,
+        auth: &impl Authenticator,
+        deadline: Deadline,
+    ) -> Result<String, KvError> {
+        let host = object.vault.host();
+        let known = || self.scopes.lock().expect("scope lock").get(host).cloned();
+        if let Some(scope) = known() {
+            return Ok(scope);
+        }
+        // One discovery request per host at a time: concurrent first mounts wait for its
+        // challenge instead of each paying the round trip.
+        let lock = self
+            .discovery
+            .lock()
+            .expect("discovery lock")
+            .entry(host.to_string())
+            .or_default()
+            .clone();
+        let _discovering = lock.lock().await;
+        if let Some(scope) = known() {
+            return Ok(scope);
+        }
+        let answer = self
+            .send(object, Operation::Get, object.url(), None, deadline)
+            .await?;
+        match answer.status {
+            401 => self.learn_scope(object, &answer),
+            200..=299 => Err(KvError::bad_response(
+                object,
+                "answered a request without a token instead of challenging it".into(),
+            )),
+            _ => Err(KvError::from_status(object, "get", &answer, auth)),
+        }
+    }
+
+    /// Reads and remembers the scope of a 401 challenge, if the vault's domain may use it.
+    fn learn_scope(&self, object: &ObjectRef, answer: &Answer) -> Result<String, KvError> {
+        let host = object.vault.host();
+        let header = answer
+            .headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok());
+        let scope = challenge::scope_for(header, host)?;
+        self.scopes
+            .lock()
+            .expect("scope lock")
+            .insert(host.to_string(), scope.clone());
+        Ok(scope)
+    }
+
+    /// One authenticated GET; the body of a 2xx answer. A token Key Vault refuses is dropped and
+    /// replaced once (the cached one may have been revoked); a second refusal is an
+    /// authorization problem, not a stale token.
     async fn get_body(
         &self,
         object: &ObjectRef,
@@ -222,8 +289,42 @@ impl KeyVault {
         auth: &impl Authenticator,
         deadline: Deadline,
     ) -> Result<Vec<u8>, KvError> {
-        let host = object.vault.host();
-        let (mut token, mut discovering) = self.first_token(host, auth).await?;
+        let mut token = self.authenticate(object, auth, deadline).await?;
+        let mut refused = false;
+        loop {
+            let answer = self
+                .send(object, operation, url.clone(), Some(&token), deadline)
+                .await?;
+            match answer.status {
+                200..=299 => return Ok(answer.body),
+                401 if !refused => {
+                    let scope = self.learn_scope(object, &answer)?;
+                    auth.invalidate(&token);
+                    refused = true;
+                    token = auth.token(&scope).await?;
+                }
+                401 => return Err(KvError::token_rejected(object, &answer.body)),
+                _ => {
+                    return Err(KvError::from_status(
+                        object,
+                        operation.as_str(),
+                        &answer,
+                        auth,
+                    ))
+                }
+            }
+        }
+    }
+
+    /// One GET with retries, recorded in the metrics.
+    async fn send(
+        &self,
+        object: &ObjectRef,
+        operation: Operation,
+        url: Url,
+        token: Option<&AccessToken>,
+        deadline: Deadline,
+    ) -> Result<Answer, KvError> {
         let policy = Policy::standard(match operation {
             Operation::Get => MAX_OBJECT_BODY,
             Operation::List => MAX_LIST_BODY,
@@ -232,101 +333,30 @@ impl KeyVault {
             Event::Exchange { status, elapsed } => {
                 self.metrics
                     .keyvault_exchange(object.kind, operation.as_str(), status, elapsed);
-                tracing::trace!(vault = %object.vault.name, object = %object.name, status, elapsed_ms = elapsed.as_millis() as u64, "key vault response");
+                tracing::trace!(vault = %object.vault.name, object = %object.name, status, elapsed_ms = elapsed.as_millis() as u64, authenticated = token.is_some(), "key vault response");
             }
             Event::Retry => self.metrics.keyvault_retry(object.kind),
         };
-        let mut challenges = 0;
-        loop {
-            let build = || {
-                let request = self
-                    .http
-                    .get(url.clone())
-                    .header("accept", "application/json");
-                match &token {
-                    Some(t) => request.bearer_auth(t.token.expose()),
-                    None => request,
-                }
-            };
-            let answer = http::call(build, &policy, deadline, &observe)
-                .await
-                .map_err(|e| match e {
-                    CallError::TooLarge(_) => KvError::bad_response(object, e.to_string()),
-                    CallError::Transport(detail) => KvError::Transport {
-                        vault: object.vault.name.clone(),
-                        host: host.to_string(),
-                        detail,
-                    },
-                })?;
-            if answer.status != 401 {
-                return match answer.is_success() {
-                    true => Ok(answer.body),
-                    false => Err(KvError::from_status(
-                        object,
-                        operation.as_str(),
-                        &answer,
-                        auth,
-                    )),
-                };
+        let build = || {
+            let request = self
+                .http
+                .get(url.clone())
+                .header("accept", "application/json");
+            match token {
+                Some(t) => request.bearer_auth(t.token.expose()),
+                None => request,
             }
-            let header = answer
-                .headers
-                .get("www-authenticate")
-                .and_then(|v| v.to_str().ok());
-            let scope = challenge::scope_for(header, host)?;
-            challenges += 1;
-            if let Some(rejected) = token.take() {
-                auth.invalidate(&rejected);
-                // One fresh token is worth a try (the cached one may have been revoked); a
-                // second refusal is an authorization problem, not a stale token.
-                if challenges > 2 {
-                    return Err(KvError::token_rejected(object, &answer.body));
-                }
-            }
-            self.scopes
-                .lock()
-                .expect("scope lock")
-                .insert(host.to_string(), scope.clone());
-            discovering.take();
-            token = Some(auth.token(&scope).await?);
-        }
-    }
-
-    /// A token for the vault host's known scope; or, when the scope is not known yet, no token
-    /// and the discovery lock, held until this request's challenge names the scope.
-    async fn first_token(
-        &self,
-        host: &str,
-        auth: &impl Authenticator,
-    ) -> Result<
-        (
-            Option<Arc<AccessToken>>,
-            Option<tokio::sync::OwnedMutexGuard<()>>,
-        ),
-        KvError,
-    > {
-        let scope_of = || self.scopes.lock().expect("scope lock").get(host).cloned();
-        let mut discovering = None;
-        let mut scope = scope_of();
-        if scope.is_none() {
-            let lock = self
-                .discovery
-                .lock()
-                .expect("discovery lock")
-                .entry(host.to_string())
-                .or_default()
-                .clone();
-            let guard = lock.lock_owned().await;
-            scope = scope_of();
-            if scope.is_none() {
-                discovering = Some(guard);
-            }
-        }
-        let token = match scope {
-            Some(scope) => Some(auth.token(&scope).await?),
-            None => None,
         };
-        Ok((token, discovering))
+        http::call(build, &policy, deadline, &observe)
+            .await
+            .map_err(|e| match e {
+                CallError::TooLarge(_) => KvError::bad_response(object, e.to_string()),
+                CallError::Transport(detail) => KvError::Transport {
+                    vault: object.vault.name.clone(),
+                    host: object.vault.host().to_string(),
+                    detail,
+                },
+            })
     }
 }
 

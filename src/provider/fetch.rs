@@ -4,48 +4,20 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
+use super::store::{Cached, Got};
 use super::{Provider, Scope};
-use crate::cache::{Cache, CacheKey, Expiring, KeyBuilder, Source};
+use crate::cache::{CacheKey, KeyBuilder};
 use crate::identity::{AccessToken, IdentityError, TokenRequest};
 use crate::keyvault::{Authenticator, KvError, Object, ObjectRef, Vault, VersionItem};
 use crate::retry::Deadline;
 use crate::spec::MountSpec;
 
-/// A Key Vault answer kept for later mounts of the same principal, and when it goes stale.
-pub(super) struct Cached<T> {
-    pub value: T,
-    expires_at: tokio::time::Instant,
-    weight: usize,
-}
-
-impl<T> Cached<T> {
-    /// `value`, fresh for `ttl`, costing `weight` of the cache's bound.
-    pub fn new(value: T, ttl: Duration, weight: usize) -> Cached<T> {
-        Cached {
-            value,
-            expires_at: tokio::time::Instant::now() + ttl,
-            weight,
-        }
-    }
-}
-
-impl<T> Expiring for Cached<T> {
-    fn is_fresh(&self) -> bool {
-        tokio::time::Instant::now() < self.expires_at
-    }
-
-    fn weight(&self) -> usize {
-        self.weight
-    }
-}
-
 /// Each distinct object's answer.
-pub(super) type Fetched = HashMap<ObjectRef, Result<Arc<Cached<Object>>, Arc<KvError>>>;
+pub(super) type Fetched = HashMap<ObjectRef, Result<Got<Object>, Arc<KvError>>>;
 
 /// A mount's identity as seen by the Key Vault client.
 pub(super) struct MountAuth<'a> {
@@ -81,14 +53,16 @@ impl Provider {
         objects.into_iter().zip(answers).collect()
     }
 
-    /// Fetches one object version, from the cache when this principal fetched it recently.
+    /// Fetches one object version, from the cache when a mount that proved the same identity
+    /// fetched it recently.
     async fn fetch(
         &self,
         object: &ObjectRef,
         scope: &Scope<'_>,
-    ) -> Result<Arc<Cached<Object>>, Arc<KvError>> {
+    ) -> Result<Got<Object>, Arc<KvError>> {
+        let identity = self.prove(object, scope).await?;
         let version = object.version.as_deref().unwrap_or("<latest>");
-        let key = cache_key("object", object, version, &scope.principal);
+        let key = cache_key("object", object, version, &identity);
         // A pinned version never changes content, so it may stay longer.
         let ttl = match object.version {
             Some(_) => self.config.object_cache_ttl * 5,
@@ -102,16 +76,18 @@ impl Provider {
             let weight = value.weight();
             Ok(Cached::new(value, ttl, weight))
         });
-        self.cached(&self.objects, "object", key, ttl, get).await
+        self.objects.get(key, ttl, &self.metrics, get).await
     }
 
-    /// Lists an object's versions, from the cache when this principal listed them recently.
+    /// Lists an object's versions, from the cache when a mount that proved the same identity
+    /// listed them recently.
     pub(super) async fn list_versions(
         &self,
         object: &ObjectRef,
         scope: &Scope<'_>,
-    ) -> Result<Arc<Cached<Vec<VersionItem>>>, Arc<KvError>> {
-        let key = cache_key("versions", object, "", &scope.principal);
+    ) -> Result<Got<Vec<VersionItem>>, Arc<KvError>> {
+        let identity = self.prove(object, scope).await?;
+        let key = cache_key("versions", object, "", &identity);
         let ttl = self.config.object_cache_ttl;
         let list = self.limited(&object.vault, async {
             let items = self
@@ -121,8 +97,20 @@ impl Provider {
             let weight = items.len() * 64;
             Ok(Cached::new(items, ttl, weight))
         });
-        self.cached(&self.versions, "versions", key, ttl, list)
+        self.versions.get(key, ttl, &self.metrics, list).await
+    }
+
+    /// The identity this mount proves for the object's vault: its own credential material has
+    /// obtained a valid token for it (cached for that exact material, or fresh). A mount that
+    /// cannot gets nothing from the caches.
+    async fn prove(&self, object: &ObjectRef, scope: &Scope<'_>) -> Result<CacheKey, Arc<KvError>> {
+        let token = self
+            .keyvault
+            .authenticate(object, &scope.auth, scope.deadline)
             .await
+            .map_err(Arc::new)?;
+        scope.record(&token.identity);
+        Ok(token.identity.key())
     }
 
     /// Runs `work` within the process-wide bound on concurrent requests to `vault`.
@@ -139,34 +127,17 @@ impl Provider {
         let _permit = limit.acquire_owned().await.expect("semaphore never closed");
         work.await
     }
-
-    /// Runs `get` through `cache` unless caching is off, counting hits and misses.
-    async fn cached<T>(
-        &self,
-        cache: &Cache<Cached<T>>,
-        name: &'static str,
-        key: CacheKey,
-        ttl: Duration,
-        get: impl Future<Output = Result<Cached<T>, KvError>>,
-    ) -> Result<Arc<Cached<T>>, Arc<KvError>> {
-        if ttl.is_zero() {
-            return get.await.map(Arc::new).map_err(Arc::new);
-        }
-        let (value, source) = cache.get_or_fetch(key, get).await.map_err(Arc::new)?;
-        self.metrics.cache_lookup(name, source == Source::Cache);
-        Ok(value)
-    }
 }
 
 /// What a cached answer is keyed by: what was asked (`tag`, vault, kind, name, `version`) and
-/// who asked (the principal).
-fn cache_key(tag: &str, object: &ObjectRef, version: &str, principal: &CacheKey) -> CacheKey {
+/// the identity that asked.
+fn cache_key(tag: &str, object: &ObjectRef, version: &str, identity: &CacheKey) -> CacheKey {
     KeyBuilder::default()
         .part(tag)
         .part(object.vault.url.as_str())
         .part(object.kind.as_str())
         .part(&object.name)
         .part(version)
-        .key(principal)
+        .key(identity)
         .finish()
 }

@@ -8,9 +8,10 @@ mod error;
 mod fetch;
 mod outcome;
 mod plan;
+mod store;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -18,16 +19,17 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 pub use error::{MountError, ObjectCause};
+pub use store::Served;
 
-use crate::cache::{Cache, CacheKey};
-use crate::identity::{IdentityConfig, Tokens};
+use crate::identity::{Identity, IdentityConfig, Tokens};
 use crate::keyvault::{KeyVault, Object, VersionItem};
 use crate::metrics::Metrics;
 use crate::net::{self, NetConfig, NetError};
 use crate::render::{RenderOptions, RenderedFile};
 use crate::retry::Deadline;
 use crate::spec::{MountSpec, ObjectType};
-use fetch::{Cached, MountAuth};
+use fetch::MountAuth;
+use store::Store;
 
 /// Settings of the mount path, from flags.
 #[derive(Debug, Clone)]
@@ -42,15 +44,29 @@ pub struct ProviderConfig {
     pub object_cache_ttl: Duration,
     /// `--object-cache-max-bytes`: bound on the cached objects' size.
     pub object_cache_max_bytes: usize,
+    /// `--serve-stale-on-error`: how long the last good copy of an object may stand in when Key
+    /// Vault fails (zero: never).
+    pub serve_stale_on_error: Duration,
     pub net: NetConfig,
     pub identity: IdentityConfig,
 }
 
-/// A successful mount: files in SPC order, and the optional objects left out.
+/// A successful mount: files in SPC order, the optional objects left out, and for the audit
+/// trail the identity proven and where each object version came from.
 #[derive(Debug, Default)]
 pub struct Mounted {
     pub files: Vec<RenderedFile>,
     pub skipped: Vec<Skipped>,
+    pub identity: Option<Identity>,
+    pub served: Vec<ServedCopy>,
+}
+
+/// One object version a mount served: its ObjectVersion id and version, and its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedCopy {
+    pub uid: String,
+    pub version: String,
+    pub served: Served,
 }
 
 /// An `optional` object that was not mounted because Key Vault has no enabled version of it.
@@ -68,16 +84,22 @@ pub struct Provider {
     keyvault: KeyVault,
     metrics: Arc<Metrics>,
     vault_limits: Mutex<HashMap<Url, Arc<Semaphore>>>,
-    objects: Cache<Cached<Object>>,
-    versions: Cache<Cached<Vec<VersionItem>>>,
+    objects: Store<Object>,
+    versions: Store<Vec<VersionItem>>,
 }
 
 /// What every Key Vault call of one mount shares.
 struct Scope<'a> {
     auth: MountAuth<'a>,
-    /// The credential material's identity, part of every cache key.
-    principal: CacheKey,
     deadline: Deadline,
+    /// The identity the mount proved, for its log line.
+    identity: OnceLock<Identity>,
+}
+
+impl Scope<'_> {
+    fn record(&self, identity: &Identity) {
+        let _ = self.identity.set(identity.clone());
+    }
 }
 
 impl Provider {
@@ -88,8 +110,16 @@ impl Provider {
             tokens: Tokens::new(http.clone(), config.identity.clone(), tls, metrics.clone()),
             keyvault: KeyVault::new(http, metrics.clone()),
             metrics,
-            objects: Cache::new(config.object_cache_max_bytes),
-            versions: Cache::new(config.object_cache_max_bytes / 4),
+            objects: Store::new(
+                "object",
+                config.object_cache_max_bytes,
+                config.serve_stale_on_error,
+            ),
+            versions: Store::new(
+                "versions",
+                config.object_cache_max_bytes / 4,
+                config.serve_stale_on_error,
+            ),
             config,
             vault_limits: Mutex::default(),
         })
@@ -121,10 +151,8 @@ impl Provider {
                 spec,
                 deadline,
             },
-            principal: self
-                .tokens
-                .principal(&spec.cloud, &spec.tenant_id, &spec.credential),
             deadline,
+            identity: OnceLock::new(),
         };
         let vaults = plan::vaults(spec);
         let plans = join_all(
@@ -136,7 +164,8 @@ impl Provider {
         .await;
         let fetched = self.fetch_all(plan::distinct(&plans), &scope).await;
         let outcomes = outcome::render_objects(spec, plans, &fetched, self.config.render);
-        let mounted = outcome::collect(spec, outcomes)?;
+        let mut mounted = outcome::collect(spec, outcomes)?;
+        mounted.identity = scope.identity.into_inner();
         for skipped in &mounted.skipped {
             self.metrics.optional_skipped(skipped.kind);
         }

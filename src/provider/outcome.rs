@@ -4,7 +4,7 @@
 
 use super::fetch::Fetched;
 use super::plan::Plans;
-use super::{MountError, Mounted, ObjectCause, Skipped};
+use super::{MountError, Mounted, ObjectCause, ServedCopy, Skipped};
 use crate::render::{self, RenderOptions, RenderedFile, Target};
 use crate::spec::{MountSpec, ObjectError};
 
@@ -13,28 +13,45 @@ pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// The API server's limit on a Secret, which `secretObjects` sync builds from the files.
 const KUBERNETES_SECRET_BYTES: usize = 1024 * 1024;
 
+/// What one object contributes to a mount: its files, and where its versions came from.
+#[derive(Default)]
+pub(super) struct Rendered {
+    files: Vec<RenderedFile>,
+    served: Vec<ServedCopy>,
+}
+
 /// Each object's files, or why it has none, in SPC order.
 pub(super) fn render_objects(
     spec: &MountSpec,
     plans: Plans,
     fetched: &Fetched,
     options: RenderOptions,
-) -> Vec<Result<Vec<RenderedFile>, ObjectCause>> {
+) -> Vec<Result<Rendered, ObjectCause>> {
     spec.objects
         .iter()
         .zip(plans)
         .map(|(object, plan)| {
-            let mut files = Vec::new();
+            let mut rendered = Rendered::default();
             for planned in plan? {
-                let answer = fetched[&planned.object].as_ref().map_err(|e| e.clone())?;
+                let got = fetched[&planned.object].as_ref().map_err(|e| e.clone())?;
                 let target = Target {
                     object,
                     slot: planned.slot,
                     default_mode: spec.default_mode,
                 };
-                files.extend(render::render(&target, &answer.value, options)?);
+                rendered
+                    .files
+                    .extend(render::render(&target, &got.copy.value, options)?);
+                rendered.served.push(ServedCopy {
+                    uid: match planned.slot {
+                        Some(i) => format!("{}/{i}", object.uid()),
+                        None => object.uid(),
+                    },
+                    version: got.copy.value.version().to_string(),
+                    served: got.served,
+                });
             }
-            Ok(files)
+            Ok(rendered)
         })
         .collect()
 }
@@ -43,13 +60,16 @@ pub(super) fn render_objects(
 /// left out instead.
 pub(super) fn collect(
     spec: &MountSpec,
-    outcomes: Vec<Result<Vec<RenderedFile>, ObjectCause>>,
+    outcomes: Vec<Result<Rendered, ObjectCause>>,
 ) -> Result<Mounted, MountError> {
     let mut mounted = Mounted::default();
     let mut failures = Vec::new();
     for (object, outcome) in spec.objects.iter().zip(outcomes) {
         match outcome {
-            Ok(files) => mounted.files.extend(files),
+            Ok(rendered) => {
+                mounted.files.extend(rendered.files);
+                mounted.served.extend(rendered.served);
+            }
             Err(cause) => match cause.absence().filter(|_| object.optional) {
                 Some(reason) => mounted.skipped.push(Skipped {
                     uid: object.uid(),
@@ -83,8 +103,8 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    use super::super::fetch::Cached;
     use super::super::plan::{self, Planned};
+    use super::super::store::{Cached, Got, Served};
     use super::*;
     use crate::keyvault::{KvError, Object, ObjectRef, SecretBundle};
     use crate::secret::Secret;
@@ -94,8 +114,8 @@ mod tests {
         separate_cert_and_key: false,
     };
 
-    fn secret(value: &str, version: &str) -> Result<Arc<Cached<Object>>, Arc<KvError>> {
-        Ok(Arc::new(Cached::new(
+    fn secret(value: &str, version: &str) -> Result<Got<Object>, Arc<KvError>> {
+        let copy = Arc::new(Cached::new(
             Object::Secret(SecretBundle {
                 value: Secret::new(value),
                 version: version.into(),
@@ -104,10 +124,14 @@ mod tests {
             }),
             std::time::Duration::from_secs(60),
             1,
-        )))
+        ));
+        Ok(Got {
+            copy,
+            served: Served::KeyVault,
+        })
     }
 
-    fn not_found(name: &str) -> Result<Arc<Cached<Object>>, Arc<KvError>> {
+    fn not_found(name: &str) -> Result<Got<Object>, Arc<KvError>> {
         Err(Arc::new(KvError::NotFound {
             kind: "secret",
             name: name.into(),
@@ -120,7 +144,7 @@ mod tests {
     /// Plans and answers for `spec`'s objects, one latest version each.
     fn fetched(
         spec: &MountSpec,
-        answers: Vec<Result<Arc<Cached<Object>>, Arc<KvError>>>,
+        answers: Vec<Result<Got<Object>, Arc<KvError>>>,
     ) -> (Plans, Fetched) {
         let vaults = plan::vaults(spec);
         let mut plans = Vec::new();

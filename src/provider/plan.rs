@@ -104,7 +104,7 @@ impl Provider {
             }]);
         }
         let listing = self.list_versions(&base, scope).await?;
-        Ok(history_versions(object, &listing.value)?
+        Ok(history_versions(object, &listing.copy.value)?
             .into_iter()
             .enumerate()
             .map(|(i, version)| Planned {

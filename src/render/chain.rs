@@ -243,7 +243,7 @@ mod tests {
         params.is_ca = IsCa::ExplicitNoCa;
         params.use_authority_key_identifier_extension = false;
         let leaf = params.self_signed(&key).unwrap().der().to_vec();
-        let ids = key_ids(&leaf).unwrap();
+        let ids = key_ids(0, &leaf).unwrap();
         assert!(ids.authority.is_none() && ids.subject.is_some());
         assert_eq!(
             order(vec![leaf.clone()]).unwrap(),

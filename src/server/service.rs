@@ -11,7 +11,7 @@ use crate::proto::v1alpha1::csi_driver_provider_server::CsiDriverProvider;
 use crate::proto::v1alpha1::{
     File, MountRequest, MountResponse, ObjectVersion, VersionRequest, VersionResponse,
 };
-use crate::provider::{MountError, Mounted, Provider};
+use crate::provider::{MountError, Mounted, Provider, Served};
 use crate::request::{self, keys, RequestDefaults, RequestError};
 use crate::spec::MountSpec;
 
@@ -98,11 +98,17 @@ impl Service {
                     .iter()
                     .map(|k| format!("{} ({})", k.uid, k.reason))
                     .collect();
+                let (tenant, client_id) = match &mounted.identity {
+                    Some(id) => (id.tenant.as_str(), id.client_id.as_str()),
+                    None => ("", ""),
+                };
                 tracing::info!(
                     pod = %spec.pod.name, namespace = %spec.pod.namespace, spc = %spec.pod.spc,
                     vault = %vaults(spec), identity = spec.credential.mode_name(),
-                    objects = spec.objects.len(), files = mounted.files.len(),
-                    skipped = %skipped.join(", "), duration_ms, outcome = "ok", "mount"
+                    tenant = if tenant.is_empty() { spec.tenant_id.as_str() } else { tenant },
+                    client_id, objects = spec.objects.len(), files = mounted.files.len(),
+                    served = %served(mounted), skipped = %skipped.join(", "), duration_ms,
+                    outcome = "ok", "mount"
                 );
             }
             Err(e) => {
@@ -214,6 +220,22 @@ fn response(mounted: Mounted) -> MountResponse {
         });
     }
     response
+}
+
+/// Each object version a mount served and where it came from, for the audit trail:
+/// `secret/db-password=1b1b… keyvault, secret/api-key=329a… cache, secret/x=9f0e… stale 42s`.
+fn served(mounted: &Mounted) -> String {
+    let source = |served: &Served| match served {
+        Served::KeyVault => "keyvault".to_string(),
+        Served::Cache => "cache".to_string(),
+        Served::Stale { age } => format!("stale {}s", age.as_secs()),
+    };
+    mounted
+        .served
+        .iter()
+        .map(|s| format!("{}={} {}", s.uid, s.version, source(&s.served)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The vaults a mount reads, comma-separated, for its log line.

@@ -86,6 +86,8 @@ pub struct Entra {
     pub faults: Faults,
     lifetime: Mutex<Duration>,
     log: Mutex<Vec<TokenRecord>>,
+    /// Clients whose federated credentials were deleted since the seed.
+    revoked: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Entra {
@@ -97,7 +99,14 @@ impl Entra {
             faults: Faults::default(),
             lifetime: Mutex::new(Duration::from_secs(3599)),
             log: Mutex::default(),
+            revoked: Mutex::default(),
         }
+    }
+
+    /// Deletes every federated credential of `client_id`, as an administrator revoking a
+    /// workload's access: its service-account tokens are no longer exchanged.
+    pub fn revoke_federation(&self, client_id: &str) {
+        self.revoked.lock().unwrap().insert(client_id.to_string());
     }
 
     /// Lifetime of the access tokens issued from now on.
@@ -251,8 +260,10 @@ impl Entra {
             if !client.federated.iter().any(issuer_ok) {
                 return aadsts(StatusCode::BAD_REQUEST, "invalid_request", 700211, &format!("No matching federated identity record found for presented assertion issuer '{}'.", claims.issuer));
             }
-            let subject_ok =
-                |f: &&crate::seed::Federated| issuer_ok(f) && f.subject == claims.subject;
+            let revoked = self.revoked.lock().unwrap().contains(client_id);
+            let subject_ok = |f: &&crate::seed::Federated| {
+                !revoked && issuer_ok(f) && f.subject == claims.subject
+            };
             let Some(federated) = client.federated.iter().find(subject_ok) else {
                 return aadsts(StatusCode::BAD_REQUEST, "invalid_request", 700213, &format!("No matching federated identity record found for presented assertion subject '{}'.", claims.subject));
             };
