@@ -3,8 +3,11 @@
 //! interrupted bodies and retryable statuses (honouring `Retry-After`) with backoff, read the
 //! body within a size bound, and report each exchange to the caller's metrics.
 //!
-//! The caller builds the request and classifies the final answer; it never loops itself.
+//! The caller builds the request and classifies the final answer; it never loops itself. Calls
+//! to one server may share a [`Pause`]: when it answers 429 with `Retry-After`, every call to
+//! it waits that long instead of discovering the throttle on its own.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ::http::HeaderMap;
@@ -23,6 +26,31 @@ pub struct Policy {
     /// Statuses retried besides throttling, timeouts and server faults (IMDS: 404 and 410
     /// while an identity is being assigned).
     pub also_retry: &'static [u16],
+    /// Shared with every call to the same server.
+    pub pause: Option<Arc<Pause>>,
+}
+
+/// A pause a server asked for (429 with `Retry-After`), observed by every call to it.
+#[derive(Debug, Default)]
+pub struct Pause {
+    until: Mutex<Option<Instant>>,
+}
+
+impl Pause {
+    /// Nobody calls before `by` from now (a longer pause already set stays).
+    fn extend(&self, by: Duration) {
+        let until = Instant::now() + by;
+        let mut current = self.until.lock().expect("pause lock");
+        if current.is_none_or(|c| c < until) {
+            *current = Some(until);
+        }
+    }
+
+    /// How long calls must still wait.
+    pub fn remaining(&self) -> Option<Duration> {
+        let until = (*self.until.lock().expect("pause lock"))?;
+        Some(until.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    }
 }
 
 impl Policy {
@@ -33,6 +61,7 @@ impl Policy {
             attempt_timeout: Duration::from_secs(30),
             max_body,
             also_retry: &[],
+            pause: None,
         }
     }
 }
@@ -69,6 +98,9 @@ pub enum CallError {
     Transport(String),
     #[error("response body is larger than {0} bytes")]
     TooLarge(usize),
+    /// The server asked every caller to wait longer than the deadline allows.
+    #[error("the server asked callers to wait {}s (429 with Retry-After), beyond the deadline", .0.as_secs())]
+    Paused(Duration),
 }
 
 /// Makes the call; `build` creates the request afresh for every attempt.
@@ -79,7 +111,14 @@ pub async fn call(
     observe: &(dyn Fn(Event) + Sync),
 ) -> Result<Answer, CallError> {
     let mut backoff = policy.backoff.clone();
+    let mut last: Option<Result<Answer, CallError>> = None;
     loop {
+        if let Some(wait) = policy.pause.as_ref().and_then(|p| p.remaining()) {
+            if wait + Duration::from_secs(1) >= deadline.remaining() {
+                return last.unwrap_or(Err(CallError::Paused(wait)));
+            }
+            tokio::time::sleep(wait).await;
+        }
         let sent = Instant::now();
         let attempt = attempt(build(), policy, deadline).await;
         let status = match &attempt {
@@ -90,7 +129,7 @@ pub async fn call(
             status,
             elapsed: sent.elapsed(),
         });
-        let (hint, last) = match attempt {
+        let (hint, this) = match attempt {
             Ok(answer) if !retryable(policy, answer.status) => return Ok(answer),
             Ok(answer) => (retry::retry_after(&answer.headers), Ok(answer)),
             Err(Failure {
@@ -99,12 +138,18 @@ pub async fn call(
             }) => return Err(e),
             Err(failure) => (None, Err(failure.error)),
         };
-        if !backoff.wait(hint, deadline).await {
-            return last;
+        if let (Some(pause), Some(hint), Ok(answer)) = (&policy.pause, hint, &this) {
+            if answer.status == 429 {
+                pause.extend(hint);
+            }
         }
-        if let Err(e) = &last {
+        if !backoff.wait(hint, deadline).await {
+            return this;
+        }
+        if let Err(e) = &this {
             tracing::debug!(error = %e, "retrying after a transport error");
         }
+        last = Some(this);
         observe(Event::Retry);
     }
 }

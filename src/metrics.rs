@@ -70,6 +70,17 @@ struct ObjectTypeLabels {
     object_type: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VaultLabels {
+    /// The vault's name, or `other` past [`MAX_VAULT_LABELS`] distinct vaults.
+    vault: String,
+    object_type: &'static str,
+}
+
+/// Distinct `vault` label values: a node reads few vaults; a flood of names (a misconfigured
+/// SecretProviderClass per pod) must not grow the series without bound.
+const MAX_VAULT_LABELS: usize = 64;
+
 /// Every metric of the process; shared by reference, no global registry.
 pub struct Metrics {
     registry: Registry,
@@ -77,8 +88,9 @@ pub struct Metrics {
     grpc_request: Family<GrpcLabels, Histogram, fn() -> Histogram>,
     token_requests: Family<TokenLabels, Counter>,
     cache_lookups: Family<CacheLabels, Counter>,
-    keyvault_retries: Family<ObjectTypeLabels, Counter>,
-    keyvault_throttled: Family<ObjectTypeLabels, Counter>,
+    keyvault_retries: Family<VaultLabels, Counter>,
+    keyvault_throttled: Family<VaultLabels, Counter>,
+    vaults_labelled: std::sync::Mutex<std::collections::HashSet<String>>,
     optional_skipped: Family<ObjectTypeLabels, Counter>,
     stale_served: Family<StaleLabels, Counter>,
     stale_age: Family<StaleLabels, Histogram, fn() -> Histogram>,
@@ -109,6 +121,7 @@ impl Default for Metrics {
             cache_lookups: Family::default(),
             keyvault_retries: Family::default(),
             keyvault_throttled: Family::default(),
+            vaults_labelled: Default::default(),
             optional_skipped: Family::default(),
             stale_served: Family::default(),
             stale_age: Family::new_with_constructor(age_histogram as fn() -> Histogram),
@@ -168,6 +181,7 @@ impl Metrics {
     /// response arrived.
     pub fn keyvault_exchange(
         &self,
+        vault: &str,
         kind: ObjectType,
         operation: &'static str,
         status: u16,
@@ -194,16 +208,27 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
         if status == 429 {
             self.keyvault_throttled
-                .get_or_create(&object_type(kind))
+                .get_or_create(&self.vault_labels(vault, kind))
                 .inc();
         }
     }
 
     /// A Key Vault request is about to be retried.
-    pub fn keyvault_retry(&self, kind: ObjectType) {
+    pub fn keyvault_retry(&self, vault: &str, kind: ObjectType) {
         self.keyvault_retries
-            .get_or_create(&object_type(kind))
+            .get_or_create(&self.vault_labels(vault, kind))
             .inc();
+    }
+
+    fn vault_labels(&self, vault: &str, kind: ObjectType) -> VaultLabels {
+        let vault = vault.to_ascii_lowercase();
+        let mut seen = self.vaults_labelled.lock().expect("vault labels lock");
+        let known =
+            seen.contains(&vault) || (seen.len() < MAX_VAULT_LABELS && seen.insert(vault.clone()));
+        VaultLabels {
+            vault: if known { vault } else { "other".into() },
+            object_type: kind.as_str(),
+        }
     }
 
     /// One gRPC call of the driver; `error_class` is empty on success.
@@ -281,8 +306,23 @@ mod tests {
     #[test]
     fn names_buckets_and_labels() {
         let m = Metrics::default();
-        m.keyvault_exchange(ObjectType::Secret, "get", 200, Duration::from_millis(50));
-        m.keyvault_exchange(ObjectType::Key, "get", 429, Duration::from_millis(50));
+        m.keyvault_exchange(
+            "kv-a",
+            ObjectType::Secret,
+            "get",
+            200,
+            Duration::from_millis(50),
+        );
+        m.keyvault_exchange(
+            "KV-A",
+            ObjectType::Key,
+            "get",
+            429,
+            Duration::from_millis(50),
+        );
+        for i in 0..MAX_VAULT_LABELS + 5 {
+            m.keyvault_retry(&format!("kv-{i}"), ObjectType::Secret);
+        }
         m.token_request("workload_identity", true);
         let text = m.encode();
         assert!(text.contains("# TYPE keyvault_request histogram"), "{text}");
@@ -293,8 +333,12 @@ mod tests {
         assert!(text.contains("le=\"30.0\""), "{text}");
         assert!(text.contains("status_code=\"200\""), "{text}");
         assert!(
-            text.contains("keyvault_throttled_total{object_type=\"key\"} 1"),
+            text.contains("keyvault_throttled_total{vault=\"kv-a\",object_type=\"key\"} 1"),
             "{text}"
+        );
+        assert!(
+            text.contains("keyvault_retries_total{vault=\"other\",object_type=\"secret\"} 6"),
+            "at most {MAX_VAULT_LABELS} vaults are named: {text}"
         );
         assert!(
             text.contains("token_requests_total{mode=\"workload_identity\",outcome=\"ok\"} 1"),

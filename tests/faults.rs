@@ -50,13 +50,15 @@ async fn throttling_server_errors_and_resets_are_retried() {
     }
     let metrics = env.provider.metrics().await.unwrap();
     assert!(
-        metrics.contains("keyvault_throttled_total{object_type=\"secret\"} 4"),
+        metrics.contains("keyvault_throttled_total{vault=\"kv-test\",object_type=\"secret\"} 4"),
         "{metrics}"
     );
     // One retry per fault at least; a dropped HTTP/2 connection may fail both in-flight GETs.
     let retries: u64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("keyvault_retries_total{object_type=\"secret\"} "))
+        .find_map(|l| {
+            l.strip_prefix("keyvault_retries_total{vault=\"kv-test\",object_type=\"secret\"} ")
+        })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!((7..=8).contains(&retries), "{metrics}");
@@ -196,4 +198,111 @@ async fn responses_over_the_driver_limit_fail_clearly() {
         .await
         .unwrap();
     assert_eq!(resp.files[0].contents.len(), big.len());
+}
+
+/// A 429 with Retry-After pauses every mount on the node, not only the one that received it:
+/// while the pause lasts, nobody sends the vault anything.
+#[tokio::test]
+async fn one_pause_per_vault_for_every_mount() {
+    let env = Env::start_with(&standard_seed(), &["--object-cache-ttl=0"]).await;
+    // Learn the vault's scope and a token first, so only object GETs remain.
+    env.mount(two_secrets(&env).build()).await.unwrap();
+    env.azure.keyvault.reset_log();
+    env.azure.keyvault.faults.inject(
+        Some("secret_get"),
+        1,
+        Fault::throttle(RetryAfter::Seconds(2)),
+    );
+    let first = {
+        let req = env
+            .sp(&objects(&["objectName: api-key\nobjectType: secret"]))
+            .build();
+        let mut client = env.client.clone();
+        tokio::spawn(async move { client.mount(req).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let others: Vec<_> = ["db-password", "b64", "hex"]
+        .iter()
+        .map(|name| {
+            let req = env
+                .sp(&objects(&[&format!(
+                    "objectName: {name}\nobjectType: secret"
+                )]))
+                .build();
+            let mut client = env.client.clone();
+            tokio::spawn(async move { client.mount(req).await })
+        })
+        .collect();
+    first
+        .await
+        .unwrap()
+        .expect("the throttled mount retries after the pause");
+    for m in others {
+        m.await
+            .unwrap()
+            .expect("the others wait for the pause, then succeed");
+    }
+    let log = env.azure.keyvault.requests();
+    let throttled = log.iter().find(|r| r.status == 429).expect("a 429").at;
+    let during: Vec<_> = log
+        .iter()
+        .filter(|r| r.at > throttled && r.at < throttled + Duration::from_millis(1900))
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        during.is_empty(),
+        "requests sent during the pause: {during:?}"
+    );
+    assert_eq!(log.len(), 5, "one 429, then each object once: {log:?}");
+    let metrics = env.provider.metrics().await.unwrap();
+    assert!(
+        metrics.contains("keyvault_throttled_total{vault=\"kv-test\",object_type=\"secret\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// A pause longer than a mount may wait fails it at once, saying why, without sending anything.
+#[tokio::test]
+async fn a_pause_beyond_the_deadline_fails_fast() {
+    let env = Env::start_with(
+        &standard_seed(),
+        &["--object-cache-ttl=0", "--mount-timeout=10s"],
+    )
+    .await;
+    env.mount(two_secrets(&env).build()).await.unwrap();
+    env.azure.keyvault.faults.inject(
+        Some("secret_get"),
+        1,
+        Fault::throttle(RetryAfter::Seconds(120)),
+    );
+    let started = Instant::now();
+    let e = env.mount(two_secrets(&env).build()).await.unwrap_err();
+    assert!(
+        e.message().contains("is throttling requests (429)"),
+        "{}",
+        e.message()
+    );
+    let sent = env.azure.keyvault.requests().len();
+    let e = env
+        .mount(
+            env.sp(&objects(&["objectName: b64\nobjectType: secret"]))
+                .build(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("asked for a pause of another"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(
+        env.azure.keyvault.requests().len(),
+        sent,
+        "nothing sent while paused"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -47,6 +47,7 @@ pub async fn token(
         attempt_timeout: Duration::from_secs(15),
         max_body: MAX_BODY,
         also_retry: &[404, 410],
+        pause: None,
     };
     let build = || http.get(url.clone()).header("Metadata", "true");
     let answer = match http::call(build, &policy, deadline, &|_| {}).await {

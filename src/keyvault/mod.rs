@@ -22,7 +22,7 @@ pub use models::{
     parse_certificate, parse_key, parse_secret, parse_versions, Object, SecretBundle, VersionItem,
 };
 
-use crate::http::{self, Answer, CallError, Event, Policy};
+use crate::http::{self, Answer, CallError, Event, Pause, Policy};
 use crate::identity::{AccessToken, IdentityError};
 use crate::metrics::Metrics;
 use crate::retry::Deadline;
@@ -135,6 +135,8 @@ pub struct KeyVault {
     /// One unauthenticated discovery request per vault host at a time: concurrent first
     /// requests wait for its challenge instead of each paying a 401 round trip.
     discovery: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Each vault's throttling pause, observed by every mount on the node.
+    pauses: Mutex<HashMap<String, Arc<Pause>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -160,8 +162,19 @@ impl KeyVault {
             http,
             scopes: Mutex::default(),
             discovery: Mutex::default(),
+            pauses: Mutex::default(),
             metrics,
         }
+    }
+
+    /// The vault's pause: a 429 with Retry-After holds back every request to it.
+    fn pause_of(&self, vault: &Vault) -> Arc<Pause> {
+        self.pauses
+            .lock()
+            .expect("pauses lock")
+            .entry(vault.host().to_string())
+            .or_default()
+            .clone()
     }
 
     /// GETs one object version.
@@ -325,17 +338,25 @@ impl KeyVault {
         token: Option<&AccessToken>,
         deadline: Deadline,
     ) -> Result<Answer, KvError> {
-        let policy = Policy::standard(match operation {
-            Operation::Get => MAX_OBJECT_BODY,
-            Operation::List => MAX_LIST_BODY,
-        });
+        let policy = Policy {
+            pause: Some(self.pause_of(&object.vault)),
+            ..Policy::standard(match operation {
+                Operation::Get => MAX_OBJECT_BODY,
+                Operation::List => MAX_LIST_BODY,
+            })
+        };
         let observe = |event| match event {
             Event::Exchange { status, elapsed } => {
-                self.metrics
-                    .keyvault_exchange(object.kind, operation.as_str(), status, elapsed);
+                self.metrics.keyvault_exchange(
+                    &object.vault.name,
+                    object.kind,
+                    operation.as_str(),
+                    status,
+                    elapsed,
+                );
                 tracing::trace!(vault = %object.vault.name, object = %object.name, status, elapsed_ms = elapsed.as_millis() as u64, authenticated = token.is_some(), "key vault response");
             }
-            Event::Retry => self.metrics.keyvault_retry(object.kind),
+            Event::Retry => self.metrics.keyvault_retry(&object.vault.name, object.kind),
         };
         let build = || {
             let request = self
@@ -355,6 +376,13 @@ impl KeyVault {
                     vault: object.vault.name.clone(),
                     host: object.vault.host().to_string(),
                     detail,
+                },
+                CallError::Paused(wait) => KvError::Throttled {
+                    vault: object.vault.name.clone(),
+                    message: format!(
+                        "it asked for a pause of another {}s (Retry-After), which this mount's deadline does not leave",
+                        wait.as_secs()
+                    ),
                 },
             })
     }

@@ -32,6 +32,8 @@ pub struct KvRecord {
     pub route: String,
     pub had_token: bool,
     pub status: u16,
+    /// When the request arrived.
+    pub at: tokio::time::Instant,
 }
 
 pub struct KeyVault {
@@ -333,6 +335,7 @@ async fn handle(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    let at = tokio::time::Instant::now();
     // HTTP/2 carries the host in the :authority pseudo-header (the URI), HTTP/1.1 in Host.
     let host = uri
         .authority()
@@ -374,6 +377,7 @@ async fn handle(
         route,
         had_token: bearer.is_some(),
         status: response.status().as_u16(),
+        at,
     });
     response
 }
