@@ -89,6 +89,26 @@ impl Bench {
         v.request(Caller::DriverV16)
     }
 
+    /// `pods` concurrent mounts, one per pod; returns the Key Vault GETs and token requests they
+    /// cost.
+    async fn pods(&self, pods: usize, request: impl Fn(usize) -> MountRequest) -> (usize, usize) {
+        self.azure.keyvault.reset_log();
+        let tokens_before = self.azure.entra.request_count();
+        let tasks: Vec<_> = (0..pods)
+            .map(|i| {
+                let (mut client, req) = (self.client.clone(), request(i));
+                tokio::spawn(async move { client.mount(req).await.expect("mount") })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        (
+            self.azure.keyvault.served_requests(),
+            self.azure.entra.request_count() - tokens_before,
+        )
+    }
+
     fn wi_request(&self, objects: usize, pod: &str) -> MountRequest {
         let mut v = self.volume(objects, pod);
         v.parameters.insert("clientID".into(), WI_CLIENT.into());
@@ -143,6 +163,65 @@ impl Bench {
                 .unwrap_or(0);
         Duration::from_millis(ticks * 10)
     }
+}
+
+/// The driver's default rotation poll and Key Vault's limit on secret GETs per vault.
+const POLL: Duration = Duration::from_secs(120);
+const VAULT_LIMIT_PER_10S: f64 = 4000.0;
+
+/// P2: what pods of one identity cost Key Vault, within one cache window and across rotation
+/// polls, and what that means for a cluster.
+async fn p2(binary: &Path) {
+    println!("\nP2 Key Vault GETs and token requests, 100 pods x 10 objects (default --object-cache-ttl=60s)");
+    println!("  case                                            ours: GETs  tokens    Go provider model: GETs  challenges  tokens");
+    let bench = Bench::start(binary, &[]).await;
+    let (gets, tokens) = bench
+        .pods(100, |i| bench.sp_request(10, &format!("sp-{i}")))
+        .await;
+    println!("  one service principal (shared secret)           {gets:>10}  {tokens:>6}    {:>23}  {:>10}  {:>6}", 1000, 100, 100);
+    let (gets, tokens) = bench
+        .pods(100, |i| bench.wi_request(10, &format!("wi-{i}")))
+        .await;
+    println!("  one workload identity, 100 service-account tokens {gets:>8}  {tokens:>6}    {:>23}  {:>10}  {:>6}", 1000, 100, 100);
+    drop(bench);
+
+    // Rotation: the driver re-mounts every pod once per poll with fresh service-account tokens
+    // (kubelet requiresRepublish). Intervals scaled 1:100: cache window 0.6 s, poll 1.2 s.
+    let scale = 100;
+    let ttl = Duration::from_secs(60) / scale;
+    let bench = Bench::start(
+        binary,
+        &[&format!("--object-cache-ttl={}ms", ttl.as_millis())],
+    )
+    .await;
+    let (mut total_gets, mut total_tokens) = (0, 0);
+    for poll in 0..4 {
+        let started = Instant::now();
+        let (gets, tokens) = bench
+            .pods(100, |i| {
+                bench.wi_request(10, &format!("wi-{i}-poll-{poll}"))
+            })
+            .await;
+        total_gets += gets;
+        total_tokens += tokens;
+        tokio::time::sleep((POLL / scale).saturating_sub(started.elapsed())).await;
+    }
+    println!("  4 rotation polls, 2-minute interval (scaled 1:{scale}), fresh tokens each poll: {total_gets} GETs, {total_tokens} tokens  (Go provider model: 4000 GETs, 400 challenges, 400 tokens)");
+    // One node of the cluster model: 10 pods of one identity, one poll after the window.
+    tokio::time::sleep(ttl * 2).await;
+    let (node_gets, _) = bench
+        .pods(10, |i| bench.wi_request(10, &format!("node-{i}")))
+        .await;
+    drop(bench);
+    let (nodes, pods, objects) = (1000.0, 10_000.0, 10.0);
+    let per_10s = |gets_per_poll: f64| gets_per_poll * 10.0 / POLL.as_secs_f64();
+    let ours = per_10s(nodes * node_gets as f64);
+    let go = per_10s(pods * objects);
+    println!(
+        "  cluster model: 10,000 pods on 1,000 nodes, one identity, 10 objects, 2-minute poll"
+    );
+    println!("    measured per node and poll (10 pods): {node_gets} GETs");
+    println!("    Key Vault GETs per 10 s: ours {ours:.0}, Go provider {go:.0}, limit {VAULT_LIMIT_PER_10S:.0} (ours {:.2}x, Go {:.2}x of the limit)", ours / VAULT_LIMIT_PER_10S, go / VAULT_LIMIT_PER_10S);
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
@@ -209,42 +288,7 @@ pub async fn run(binary: &Path) {
     }
     drop(bench);
 
-    println!("\nP2 Key Vault GETs and token requests within one cache window (default --object-cache-ttl)");
-    let bench = Bench::start(binary, &[]).await;
-    let tasks: Vec<_> = (0..100)
-        .map(|i| {
-            let (mut client, req) = (
-                bench.client.clone(),
-                bench.sp_request(10, &format!("p2-{i}")),
-            );
-            tokio::spawn(async move { client.mount(req).await.expect("mount") })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("task");
-    }
-    let gets = bench.azure.keyvault.served_requests();
-    println!("  100 pods x 10 objects, one identity:      {gets} GETs, {} token request(s)  (Go provider: 1000 GETs + 100 challenges, 100 tokens)", bench.azure.entra.request_count());
-    bench.azure.keyvault.reset_log();
-    let before = bench.azure.entra.request_count();
-    let tasks: Vec<_> = (0..100)
-        .map(|i| {
-            let (mut client, req) = (
-                bench.client.clone(),
-                bench.wi_request(10, &format!("p2b-{i}")),
-            );
-            tokio::spawn(async move { client.mount(req).await.expect("mount") })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("task");
-    }
-    let gets = bench.azure.keyvault.served_requests();
-    println!(
-        "  100 pods x 10 objects, 100 identities:    {gets} GETs, {} token request(s)",
-        bench.azure.entra.request_count() - before
-    );
-    drop(bench);
+    p2(binary).await;
 
     println!("\nP3 memory and size");
     let bench = Bench::start(binary, &[]).await;
