@@ -6,6 +6,10 @@
 //! The caller builds the request and classifies the final answer; it never loops itself. Calls
 //! to one server may share a [`Pause`]: when it answers 429 with `Retry-After`, every call to
 //! it waits that long instead of discovering the throttle on its own.
+//!
+//! A transport error of a call that went through a proxy names the proxy (without its
+//! credentials): the hop's own message says which endpoint failed, this says the proxy was in
+//! between.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +17,7 @@ use std::time::Duration;
 use ::http::HeaderMap;
 use tokio::time::Instant;
 
+use crate::net;
 use crate::retry::{self, Backoff, Deadline};
 
 /// How one logical call is retried and bounded.
@@ -28,6 +33,9 @@ pub struct Policy {
     pub also_retry: &'static [u16],
     /// Shared with every call to the same server.
     pub pause: Option<Arc<Pause>>,
+    /// The call's client always connects directly (the identity-binding token proxy), so its
+    /// errors never name a proxy from the environment.
+    pub direct: bool,
 }
 
 /// A pause a server asked for (429 with `Retry-After`), observed by every call to it.
@@ -62,6 +70,7 @@ impl Policy {
             max_body,
             also_retry: &[],
             pause: None,
+            direct: false,
         }
     }
 }
@@ -176,18 +185,35 @@ async fn attempt(
         .await
         .map_err(|e| Failure {
             status: 0,
-            error: CallError::Transport(error_chain(&e)),
+            error: transport(policy, error_chain(&e), e.url()),
         })?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
+    let url = resp.url().clone();
     let body = read_body(resp, policy.max_body)
         .await
+        .map_err(|error| match error {
+            CallError::Transport(detail) => transport(policy, detail, Some(&url)),
+            e => e,
+        })
         .map_err(|error| Failure { status, error })?;
     Ok(Answer {
         status,
         headers,
         body,
         sent,
+    })
+}
+
+/// A transport error, naming the proxy the environment routes `url` through, if any.
+fn transport(policy: &Policy, detail: String, url: Option<&url::Url>) -> CallError {
+    let proxy = match (policy.direct, url, net::proxy::environment()) {
+        (false, Some(url), Ok(env)) => env.proxy_for(url),
+        _ => None,
+    };
+    CallError::Transport(match proxy {
+        Some(proxy) => format!("through proxy {proxy}: {detail}"),
+        None => detail,
     })
 }
 

@@ -17,7 +17,7 @@ use crate::cloud::{CloudError, CloudName};
 use crate::go;
 use crate::identity::{IdentityConfig, ProxyError, TokenProxyConfig};
 use crate::metrics::Metrics;
-use crate::net::{NetConfig, NetError, ResolveRule};
+use crate::net::{proxy, NetConfig, NetError, ResolveRule};
 use crate::provider::{MountError, Provider, ProviderConfig};
 use crate::render::RenderOptions;
 use crate::request::{RequestDefaults, RequestError};
@@ -235,6 +235,7 @@ pub enum CliError {
 
 /// The request defaults and the mount path's settings the flags describe.
 fn configure(args: ProviderArgs) -> Result<(RequestDefaults, ProviderConfig), CliError> {
+    log_proxies()?;
     let cloud = CloudName::parse(&args.cloud_name).map_err(CliError::CloudName)?;
     let mut user_agent = format!("akv-csi-provider/{}", env!("CARGO_PKG_VERSION"));
     if !args.custom_user_agent.is_empty() {
@@ -283,6 +284,22 @@ fn configure(args: ProviderArgs) -> Result<(RequestDefaults, ProviderConfig), Cl
         },
     };
     Ok((defaults, config))
+}
+
+/// Reads the proxy variables, once, at start-up: an unusable value stops the provider here
+/// rather than failing every mount; the log says which proxies apply (credentials hidden).
+fn log_proxies() -> Result<(), NetError> {
+    let env = proxy::environment()?;
+    if !env.is_empty() {
+        let shown = |p: Option<&proxy::ProxyUrl>| p.map_or("none".to_string(), |p| p.to_string());
+        tracing::info!(
+            https_proxy = %shown(env.https()),
+            http_proxy = %shown(env.http()),
+            no_proxy = env.no_proxy(),
+            "outbound proxies from the environment (loopback and link-local addresses are always direct)"
+        );
+    }
+    Ok(())
 }
 
 /// Runs the provider until SIGTERM or SIGINT.

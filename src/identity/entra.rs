@@ -29,6 +29,8 @@ pub struct Exchange<'a> {
     pub client_id: &'a str,
     pub scope: &'a str,
     pub grant: Grant<'a>,
+    /// The client never uses a proxy (the identity-binding token proxy's own client).
+    pub direct: bool,
 }
 
 /// Requests a token from the cloud's authority host.
@@ -64,6 +66,7 @@ pub async fn token(
         client_id,
         scope: req.scope,
         grant,
+        direct: false,
     };
     let identity = Identity {
         mode: req.credential.mode_name(),
@@ -115,7 +118,11 @@ impl Exchange<'_> {
                 .header("accept", "application/json")
                 .body(body.expose().to_string())
         };
-        let answer = http::call(build, &Policy::standard(MAX_BODY), deadline, &|_| {})
+        let policy = Policy {
+            direct: self.direct,
+            ..Policy::standard(MAX_BODY)
+        };
+        let answer = http::call(build, &policy, deadline, &|_| {})
             .await
             .map_err(|source| Problem::Unreachable {
                 url: self.url.to_string(),

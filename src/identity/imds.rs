@@ -48,6 +48,7 @@ pub async fn token(
         max_body: MAX_BODY,
         also_retry: &[404, 410],
         pause: None,
+        direct: false,
     };
     let build = || http.get(url.clone()).header("Metadata", "true");
     let answer = match http::call(build, &policy, deadline, &|_| {}).await {

@@ -4,6 +4,10 @@
 //! `<proxy URL>/<tenant>/oauth2/v2.0/token` over TLS whose server name is the binding's SNI
 //! (from `--sni-name` or computed from the API server certificate) and whose trust roots are the
 //! service-account CA file, re-read whenever its content changes.
+//!
+//! The token proxy is always reached directly, whatever `HTTPS_PROXY` says: it is an in-cluster
+//! endpoint an egress proxy has no business relaying, and the request is addressed to the SNI
+//! name, which resolves nowhere but here.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -142,6 +146,7 @@ impl TokenProxy {
             client_id,
             scope: req.scope,
             grant: Grant::Assertion(assertion),
+            direct: true,
         };
         let identity = Identity {
             mode: req.credential.mode_name(),
@@ -180,6 +185,9 @@ impl TokenProxy {
             .http1_only()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
+            // The proxy variables do not apply: the request is addressed to the binding's SNI
+            // name, which only this client resolves (to the token proxy's in-cluster address);
+            // a forward proxy could not resolve it.
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -5,6 +5,11 @@
 //! `--resolve` sends connections for matching host names to a fixed address while the URL, the
 //! `Host` header, TLS SNI and certificate verification keep the real name. That is how private
 //! endpoints, air-gapped clouds, the tests and the demo reach a vault without changing its URL.
+//!
+//! Proxies come from the environment ([`proxy`]). A proxied destination is resolved by the
+//! proxy, so `--resolve` applies to direct connections and to the proxy's own host name.
+
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -99,6 +104,8 @@ pub enum NetError {
     CaFileEmpty(String),
     #[error("failed to build the HTTP client: {0}")]
     Client(String),
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyEnvError),
 }
 
 /// Resolver that applies `--resolve` rules first and the system resolver otherwise.
@@ -160,9 +167,13 @@ pub fn tls_config(extra_ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, Ne
     Ok(config)
 }
 
-/// Builds the shared HTTP client on top of [`tls_config`].
+/// Builds the shared HTTP client on top of [`tls_config`], with the proxies of the environment.
 pub fn client(config: &NetConfig, tls: rustls::ClientConfig) -> Result<reqwest::Client, NetError> {
-    reqwest::Client::builder()
+    let builder = match proxy::environment()?.reqwest_proxy() {
+        Some(proxy) => reqwest::Client::builder().proxy(proxy),
+        None => reqwest::Client::builder().no_proxy(),
+    };
+    builder
         .tls_backend_preconfigured(tls)
         .dns_resolver(OverrideResolver {
             rules: config.resolve.clone().into(),
@@ -173,8 +184,6 @@ pub fn client(config: &NetConfig, tls: rustls::ClientConfig) -> Result<reqwest::
         .timeout(config.request_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(config.user_agent.clone())
-        // Proxies from the environment are not honoured: every destination is explicit.
-        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| NetError::Client(e.to_string()))
