@@ -108,7 +108,12 @@ async fn mount_dry_run_and_real_mount() {
     );
 
     let out_dir = dir.path().join("out");
-    let out = tokio::process::Command::new(BIN)
+    let mut mount = tokio::process::Command::new(BIN);
+    // Like the server, `mount` honours proxy variables; a developer's must not apply here.
+    for name in testkit::tinyproxy::PROXY_VARIABLES {
+        mount.env_remove(name);
+    }
+    let out = mount
         .args([
             "mount",
             "--pod-namespace",

@@ -109,6 +109,9 @@ pub struct Env {
     pub azure: FakeAzure,
     pub provider: ProviderProcess,
     pub client: CsiDriverProviderClient<Channel>,
+    /// Credentials the test gave the provider besides the fakes' (a proxy password): searched
+    /// for like the fixtures.
+    pub secrets: Vec<String>,
 }
 
 /// Every test is a leak test: no credential or secret a test used may appear in an error the
@@ -148,6 +151,7 @@ impl Env {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        values.extend(self.secrets.iter().cloned());
         values.extend(self.azure.entra.issuer.minted());
         values.extend(self.azure.tokens.all());
         values.extend(self.azure.keyvault.served_values());
@@ -208,16 +212,26 @@ impl Env {
 
     /// Starts the provider with exactly `args` (to point a hop somewhere else).
     pub async fn launch_args(azure: FakeAzure, args: Vec<String>) -> Env {
-        let provider =
-            ProviderProcess::start(env!("CARGO_BIN_EXE_akv-csi-provider").as_ref(), &args)
-                .await
-                .expect("provider starts");
+        Env::launch_env(azure, args, &[]).await
+    }
+
+    /// Starts the provider with exactly `args` and the environment variables `env`.
+    pub async fn launch_env(azure: FakeAzure, args: Vec<String>, env: &[(&str, &str)]) -> Env {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let binary = env!("CARGO_BIN_EXE_akv-csi-provider").as_ref();
+        let provider = ProviderProcess::start_with_env(binary, &args, &env)
+            .await
+            .expect("provider starts");
         let client = CsiDriverProviderClient::new(provider.channel().await.expect("connect"))
             .max_decoding_message_size(4 * 1024 * 1024);
         Env {
             azure,
             provider,
             client,
+            secrets: Vec::new(),
         }
     }
 

@@ -112,17 +112,36 @@ impl FakeAzure {
         self.dir.path().join("cloud.json")
     }
 
-    /// Flags that route every cloud's login and vault hosts to the fakes and trust their CA.
-    pub fn provider_args(&self) -> Vec<String> {
+    pub fn imds_addr(&self) -> SocketAddr {
+        self.node_servers.imds
+    }
+
+    pub fn nmi_addr(&self) -> SocketAddr {
+        self.node_servers.nmi
+    }
+
+    /// Every cloud's login and vault host patterns (a name or `*.suffix`) and the fake serving
+    /// them.
+    pub fn hosts(&self) -> Vec<(String, SocketAddr)> {
         let (e, k) = (self.entra_addr(), self.keyvault_addr());
-        let mut args = vec![
-            format!("--resolve=login.{TEST_SUFFIX}={e}"),
-            format!("--resolve=*.vault.{TEST_SUFFIX}={k}"),
+        let mut hosts = vec![
+            (format!("login.{TEST_SUFFIX}"), e),
+            (format!("*.vault.{TEST_SUFFIX}"), k),
         ];
         for (_, login, vault) in CLOUD_HOSTS {
-            args.push(format!("--resolve={login}={e}"));
-            args.push(format!("--resolve=*.{vault}={k}"));
+            hosts.push((login.to_string(), e));
+            hosts.push((format!("*.{vault}"), k));
         }
+        hosts
+    }
+
+    /// Flags that route every cloud's login and vault hosts to the fakes and trust their CA.
+    pub fn provider_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = self
+            .hosts()
+            .iter()
+            .map(|(pattern, addr)| format!("--resolve={pattern}={addr}"))
+            .collect();
         args.push(format!("--extra-ca-file={}", self.ca_file().display()));
         args.push(format!("--imds-endpoint=http://{}", self.node_servers.imds));
         args.push(format!("--nmi-endpoint=http://{}", self.node_servers.nmi));

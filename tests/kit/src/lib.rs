@@ -19,4 +19,5 @@ pub mod provider;
 pub mod proxy;
 pub mod sa;
 pub mod seed;
+pub mod tinyproxy;
 pub mod tls;

@@ -15,7 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 pub struct ProviderProcess {
     child: tokio::process::Child,
     /// What was started, to start it again after a crash.
-    command: (PathBuf, Vec<String>),
+    command: Launch,
     dir: tempfile::TempDir,
     socket: PathBuf,
     log: PathBuf,
@@ -25,20 +25,37 @@ pub struct ProviderProcess {
     pub metrics_port: u16,
 }
 
+/// The program, its arguments and the environment variables set for it.
+struct Launch {
+    binary: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
 impl ProviderProcess {
     /// Starts `binary` with `args` (plus socket, ports and logging flags) and waits until it
     /// listens.
     pub async fn start(binary: &Path, args: &[String]) -> std::io::Result<ProviderProcess> {
+        ProviderProcess::start_with_env(binary, args, &[]).await
+    }
+
+    /// Like [`ProviderProcess::start`], with environment variables (the proxy variables are
+    /// removed from the inherited environment, so only `env` can set them).
+    pub async fn start_with_env(
+        binary: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> std::io::Result<ProviderProcess> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("azure.sock");
-        ProviderProcess::start_at(binary, dir, socket, args).await
+        ProviderProcess::spawn(binary, dir, socket, args, env, "-v=5").await
     }
 
     /// Like [`ProviderProcess::start`] at the default log level (for measurements).
     pub async fn start_quiet(binary: &Path, args: &[String]) -> std::io::Result<ProviderProcess> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("azure.sock");
-        ProviderProcess::spawn(binary, dir, socket, args, "-v=0").await
+        ProviderProcess::spawn(binary, dir, socket, args, &[], "-v=0").await
     }
 
     /// Like [`ProviderProcess::start`], with the socket at `socket` (logs go into `dir`).
@@ -48,7 +65,7 @@ impl ProviderProcess {
         socket: PathBuf,
         args: &[String],
     ) -> std::io::Result<ProviderProcess> {
-        ProviderProcess::spawn(binary, dir, socket, args, "-v=5").await
+        ProviderProcess::spawn(binary, dir, socket, args, &[], "-v=5").await
     }
 
     async fn spawn(
@@ -56,6 +73,7 @@ impl ProviderProcess {
         dir: tempfile::TempDir,
         socket: PathBuf,
         args: &[String],
+        env: &[(String, String)],
         verbosity: &str,
     ) -> std::io::Result<ProviderProcess> {
         let log = dir.path().join("provider.log");
@@ -67,7 +85,11 @@ impl ProviderProcess {
             "--log-format-json".to_string(),
         ];
         argv.extend(args.iter().cloned());
-        let command = (binary.to_path_buf(), argv);
+        let command = Launch {
+            binary: binary.to_path_buf(),
+            args: argv,
+            env: env.to_vec(),
+        };
         let child = launch(&command, &log)?;
         let mut process = ProviderProcess {
             child,
@@ -171,9 +193,14 @@ impl ProviderProcess {
     }
 }
 
-fn launch(command: &(PathBuf, Vec<String>), log: &Path) -> std::io::Result<tokio::process::Child> {
-    tokio::process::Command::new(&command.0)
-        .args(&command.1)
+fn launch(command: &Launch, log: &Path) -> std::io::Result<tokio::process::Child> {
+    let mut cmd = tokio::process::Command::new(&command.binary);
+    // A proxy in the developer's shell must not route the tests' traffic.
+    for name in crate::tinyproxy::PROXY_VARIABLES {
+        cmd.env_remove(name);
+    }
+    cmd.args(&command.args)
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(log)?))
