@@ -17,7 +17,8 @@
 //! - `identity`: tokens for every identity mode, cached per credential material.
 //! - `keyvault`: the Key Vault REST client (challenge, paging, errors worded for users).
 //! - `render`: Key Vault objects into file contents (encodings, PFX, chains, JWKs, JSON paths).
-//! - `http` and `retry`: the one outbound-call loop every hop uses; `net`: the HTTP client.
+//! - `http` and `retry`: the one outbound-call loop every hop uses; `net`: the HTTP client and
+//!   the proxies of the environment.
 //! - `cache`, `cloud`, `json_path`, `go`, `metrics`, `logging`, `secret`: shared pieces.
 //! - [`cli`]: the command line (server flags, `lint`, `mount`).
 
