@@ -79,21 +79,6 @@ fn closed_port() -> SocketAddr {
         .unwrap()
 }
 
-fn identity_binding_request(env: &Env) -> Request {
-    let token = env.azure.entra.issuer.token(
-        "default",
-        "app",
-        "app-7d9f8",
-        IB_AUDIENCE,
-        Duration::from_secs(3600),
-    );
-    let mut req = Request::new(env.params(&objects(&[API_KEY_OBJECT])))
-        .param("useAzureTokenProxy", "true")
-        .param("clientID", IB_CLIENT);
-    req.tokens.insert(IB_AUDIENCE.into(), token);
-    req
-}
-
 /// Service principal and workload identity reach Entra ID and Key Vault only through CONNECT
 /// tunnels with the proxy's credentials; VM identity (IMDS), pod identity (NMI) and identity
 /// binding (the token proxy) are on loopback here, which is never proxied, and their fakes
@@ -122,7 +107,8 @@ async fn every_identity_mode_mounts_through_the_proxy() {
     let vm =
         Request::new(env.params(&objects(&[API_KEY_OBJECT]))).param("useVMManagedIdentity", "true");
     let pod = Request::new(env.params(&objects(&[API_KEY_OBJECT]))).param("usePodIdentity", "true");
-    let ib = identity_binding_request(&env);
+    let ib = Request::new(env.params(&objects(&[API_KEY_OBJECT])))
+        .identity_binding(IB_CLIENT, &env.ib_token("app-7d9f8"));
     for (mode, req) in [("sp", sp), ("wi", wi), ("vm", vm), ("pod", pod), ("ib", ib)] {
         let resp = env
             .mount(req.build())

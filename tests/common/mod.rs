@@ -251,13 +251,20 @@ impl Env {
 
     /// A workload-identity token for pod `pod` of `default/app`.
     pub fn sa_token(&self, pod: &str) -> String {
-        self.azure.entra.issuer.token(
-            "default",
-            "app",
-            pod,
-            WI_AUDIENCE,
-            Duration::from_secs(3600),
-        )
+        self.app_token(pod, WI_AUDIENCE)
+    }
+
+    /// An identity-binding token (audience `api://AKSIdentityBinding`) for pod `pod` of
+    /// `default/app`.
+    pub fn ib_token(&self, pod: &str) -> String {
+        self.app_token(pod, IB_AUDIENCE)
+    }
+
+    /// A service-account token of `default/app` for `audience`, valid for an hour.
+    fn app_token(&self, pod: &str, audience: &str) -> String {
+        let hour = Duration::from_secs(3600);
+        let issuer = &self.azure.entra.issuer;
+        issuer.token("default", "app", pod, audience, hour)
     }
 
     /// A request for `objects` (the YAML) as the standard service principal.
@@ -327,6 +334,15 @@ impl Request {
     pub fn workload_identity(mut self, client_id: &str, token: &str) -> Request {
         self.params.insert("clientID".into(), client_id.into());
         self.tokens.insert(WI_AUDIENCE.into(), token.into());
+        self
+    }
+
+    /// AKS identity binding with the binding's client id and service-account token.
+    pub fn identity_binding(mut self, client_id: &str, token: &str) -> Request {
+        self.params
+            .insert("useAzureTokenProxy".into(), "true".into());
+        self.params.insert("clientID".into(), client_id.into());
+        self.tokens.insert(IB_AUDIENCE.into(), token.into());
         self
     }
 
