@@ -1,6 +1,9 @@
 //! The Azure Instance Metadata Service token endpoint, for the node's system- or user-assigned
 //! managed identity. IMDS documents retrying 404 and 410 (identity still being assigned), 429
 //! and 5xx with backoff; we do so within the mount deadline.
+//!
+//! At its link-local address IMDS is never reached through a proxy (`net::proxy`): its answers
+//! carry the node's tokens in clear text.
 
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! `podns`/`podname` headers), with the Go provider's error texts. Deprecated upstream, still
 //! used. Upstream never retried; NMI itself calls IMDS and passes on its throttling and outages,
 //! so 429, 5xx and transport errors are retried within the mount deadline like IMDS's.
+//!
+//! NMI's default address is loopback, which is never proxied (`net::proxy`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -3,7 +3,8 @@
 //! CSI driver (and of the Sync Controller) that calls the provider through its Unix socket.
 //!
 //! Nothing in `src/` of the provider knows this crate exists: the fakes are reached through the
-//! provider's public flags (`--resolve`, `--extra-ca-file`) and an AzureStackCloud env file.
+//! provider's public flags (`--resolve`, `--extra-ca-file`) and an AzureStackCloud env file, or,
+//! in the proxy tests, through a real tinyproxy named in the proxy variables.
 
 pub mod azure;
 pub mod bench;
