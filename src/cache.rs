@@ -89,7 +89,13 @@ impl<V: Expiring> Cache<V> {
     }
 
     /// The fresh value for `key`, or the result of `fetch`, run once for all concurrent callers.
-    pub async fn get_or_fetch<F, E>(&self, key: CacheKey, fetch: F) -> Result<(Arc<V>, Source), E>
+    /// `fetch` makes the future only when it is needed: callers that wait for another's fetch
+    /// then hold no fetch state (a burst of mounts waits in the thousands).
+    pub async fn get_or_fetch<F, E>(
+        &self,
+        key: CacheKey,
+        fetch: impl FnOnce() -> F,
+    ) -> Result<(Arc<V>, Source), E>
     where
         F: std::future::Future<Output = Result<V, E>>,
     {
@@ -110,7 +116,7 @@ impl<V: Expiring> Cache<V> {
         if let Some(value) = guard.as_ref().filter(|v| v.is_fresh()) {
             return Ok((value.clone(), Source::Cache));
         }
-        let value = match fetch.await {
+        let value = match fetch().await {
             Ok(value) => Arc::new(value),
             Err(e) => {
                 let empty = guard.is_none();
@@ -277,7 +283,7 @@ mod tests {
                 let (cache, calls) = (cache.clone(), calls.clone());
                 tokio::spawn(async move {
                     cache
-                        .get_or_fetch(key("k"), async {
+                        .get_or_fetch(key("k"), || async {
                             calls.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             Ok::<_, ()>(value(Duration::from_secs(60), 1))
@@ -304,30 +310,30 @@ mod tests {
         let cache = Cache::new(100);
         let fetch = || async { Ok::<_, ()>(value(Duration::from_secs(10), 1)) };
         assert_eq!(
-            cache.get_or_fetch(key("k"), fetch()).await.unwrap().1,
+            cache.get_or_fetch(key("k"), fetch).await.unwrap().1,
             Source::Upstream
         );
         assert_eq!(
-            cache.get_or_fetch(key("k"), fetch()).await.unwrap().1,
+            cache.get_or_fetch(key("k"), fetch).await.unwrap().1,
             Source::Cache
         );
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(
-            cache.get_or_fetch(key("k"), fetch()).await.unwrap().1,
+            cache.get_or_fetch(key("k"), fetch).await.unwrap().1,
             Source::Upstream
         );
-        let (held, _) = cache.get_or_fetch(key("k"), fetch()).await.unwrap();
+        let (held, _) = cache.get_or_fetch(key("k"), fetch).await.unwrap();
         let other = Arc::new(value(Duration::from_secs(60), 1));
         cache.invalidate(&key("k"), &other);
         assert!(cache.weight() > 0, "another value is not the one held");
         cache.invalidate(&key("k"), &held);
         assert_eq!(cache.weight(), 0);
         assert!(cache
-            .get_or_fetch(key("e"), async { Err::<Value, _>("boom") })
+            .get_or_fetch(key("e"), || async { Err::<Value, _>("boom") })
             .await
             .is_err());
         assert_eq!(
-            cache.get_or_fetch(key("e"), fetch()).await.unwrap().1,
+            cache.get_or_fetch(key("e"), fetch).await.unwrap().1,
             Source::Upstream
         );
     }
@@ -348,7 +354,7 @@ mod tests {
         );
         for i in 0..10 {
             let _ = cache
-                .get_or_fetch(key(&format!("e{i}")), async { Err::<Value, _>(()) })
+                .get_or_fetch(key(&format!("e{i}")), || async { Err::<Value, _>(()) })
                 .await;
         }
         assert_eq!(
@@ -363,7 +369,7 @@ mod tests {
         let cache = Cache::new(10);
         for name in ["a", "b", "c"] {
             cache
-                .get_or_fetch(key(name), async {
+                .get_or_fetch(key(name), || async {
                     Ok::<_, ()>(value(Duration::from_secs(60), 4))
                 })
                 .await
@@ -372,7 +378,7 @@ mod tests {
         }
         assert!(cache.weight() <= 10);
         let again = cache
-            .get_or_fetch(key("a"), async {
+            .get_or_fetch(key("a"), || async {
                 Ok::<_, ()>(value(Duration::from_secs(60), 4))
             })
             .await

@@ -148,7 +148,7 @@ impl Tokens {
         let key = self.key(req);
         let result = self
             .cache
-            .get_or_fetch(key, self.fetch(req, key, deadline))
+            .get_or_fetch(key, || Box::pin(self.fetch(req, key, deadline)))
             .await;
         let mode = req.credential.mode_name();
         match &result {

@@ -47,10 +47,24 @@ impl Authenticator for MountAuth<'_> {
 }
 
 impl Provider {
-    /// Fetches every distinct object in parallel.
-    pub(super) async fn fetch_all(&self, objects: Vec<ObjectRef>, scope: &Scope<'_>) -> Fetched {
-        let answers = join_all(objects.iter().map(|object| self.fetch(object, scope))).await;
-        objects.into_iter().zip(answers).collect()
+    /// Fetches every distinct object in parallel, each with the identity its vault was
+    /// proven as.
+    pub(super) async fn fetch_all(
+        &self,
+        objects: Vec<(ObjectRef, CacheKey)>,
+        scope: &Scope<'_>,
+    ) -> Fetched {
+        let answers = join_all(
+            objects
+                .iter()
+                .map(|(object, identity)| self.fetch(object, identity, scope)),
+        )
+        .await;
+        objects
+            .into_iter()
+            .map(|(object, _)| object)
+            .zip(answers)
+            .collect()
     }
 
     /// Fetches one object version, from the cache when a mount that proved the same identity
@@ -58,24 +72,28 @@ impl Provider {
     async fn fetch(
         &self,
         object: &ObjectRef,
+        identity: &CacheKey,
         scope: &Scope<'_>,
     ) -> Result<Got<Object>, Arc<KvError>> {
-        let identity = self.prove(object, scope).await?;
         let version = object.version.as_deref().unwrap_or("<latest>");
-        let key = cache_key("object", object, version, &identity);
+        let key = cache_key("object", object, version, identity);
         // A pinned version never changes content, so it may stay longer.
         let ttl = match object.version {
             Some(_) => self.config.object_cache_ttl * 5,
             None => self.config.object_cache_ttl,
         };
-        let get = self.limited(&object.vault, async {
-            let value = self
-                .keyvault
-                .get(object, &scope.auth, scope.deadline)
-                .await?;
-            let weight = value.weight();
-            Ok(Cached::new(value, ttl, weight))
-        });
+        // Boxed: only the caller that fetches allocates the request's state; the many that wait
+        // for it (a burst of pods) stay small.
+        let get = || {
+            Box::pin(self.limited(&object.vault, async move {
+                let value = self
+                    .keyvault
+                    .get(object, &scope.auth, scope.deadline)
+                    .await?;
+                let weight = value.weight();
+                Ok(Cached::new(value, ttl, weight))
+            }))
+        };
         self.objects.get(key, ttl, &self.metrics, get).await
     }
 
@@ -84,26 +102,32 @@ impl Provider {
     pub(super) async fn list_versions(
         &self,
         object: &ObjectRef,
+        identity: &CacheKey,
         scope: &Scope<'_>,
     ) -> Result<Got<Vec<VersionItem>>, Arc<KvError>> {
-        let identity = self.prove(object, scope).await?;
-        let key = cache_key("versions", object, "", &identity);
+        let key = cache_key("versions", object, "", identity);
         let ttl = self.config.object_cache_ttl;
-        let list = self.limited(&object.vault, async {
-            let items = self
-                .keyvault
-                .list_versions(object, &scope.auth, scope.deadline)
-                .await?;
-            let weight = items.len() * 64;
-            Ok(Cached::new(items, ttl, weight))
-        });
+        let list = || {
+            Box::pin(self.limited(&object.vault, async move {
+                let items = self
+                    .keyvault
+                    .list_versions(object, &scope.auth, scope.deadline)
+                    .await?;
+                let weight = items.len() * 64;
+                Ok(Cached::new(items, ttl, weight))
+            }))
+        };
         self.versions.get(key, ttl, &self.metrics, list).await
     }
 
-    /// The identity this mount proves for the object's vault: its own credential material has
+    /// The identity this mount proves for `object`'s vault: its own credential material has
     /// obtained a valid token for it (cached for that exact material, or fresh). A mount that
     /// cannot gets nothing from the caches.
-    async fn prove(&self, object: &ObjectRef, scope: &Scope<'_>) -> Result<CacheKey, Arc<KvError>> {
+    pub(super) async fn prove(
+        &self,
+        object: &ObjectRef,
+        scope: &Scope<'_>,
+    ) -> Result<CacheKey, Arc<KvError>> {
         let token = self
             .keyvault
             .authenticate(object, &scope.auth, scope.deadline)

@@ -1,8 +1,9 @@
-//! One mount, independent of gRPC, in named phases: resolve each object's vault, plan the
-//! versions to write (listing versions for `objectVersionHistory`), fetch every distinct object
-//! once and in parallel (bounded per vault, through the caches), render the files in SPC order,
-//! and collect the outcome: every file, optional objects that do not exist left out, or one
-//! error naming every object that failed.
+//! One mount, independent of gRPC, in named phases: resolve each object's vault, prove the
+//! mount's identity to each vault (a token for it, from the mount's own credential material),
+//! plan the versions to write (listing versions for `objectVersionHistory`), fetch every
+//! distinct object once and in parallel (bounded per vault, through the caches keyed by the
+//! proven identity), render the files in SPC order, and collect the outcome: every file,
+//! optional objects that do not exist left out, or one error naming every object that failed.
 
 mod error;
 mod fetch;
@@ -154,12 +155,12 @@ impl Provider {
             deadline,
             identity: OnceLock::new(),
         };
-        let vaults = plan::vaults(spec);
+        let proofs = self.prove_all(spec, plan::vaults(spec), &scope).await;
         let plans = join_all(
             spec.objects
                 .iter()
-                .zip(vaults)
-                .map(|(object, vault)| self.plan(object, vault, &scope)),
+                .zip(proofs)
+                .map(|(object, proof)| self.plan(object, proof, &scope)),
         )
         .await;
         let fetched = self.fetch_all(plan::distinct(&plans), &scope).await;

@@ -159,6 +159,7 @@ mod tests {
             fetched.insert(object_ref.clone(), answer);
             plans.push(Ok(vec![Planned {
                 object: object_ref,
+                identity: crate::cache::KeyBuilder::default().finish(),
                 slot: None,
             }]));
         }

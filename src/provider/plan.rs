@@ -1,18 +1,31 @@
-//! The phases before anything is fetched: the vault of each object, the versions each object
-//! writes (one, or the newest N enabled ones of its listing), and the distinct GETs they take.
+//! The phases before anything is fetched: the vault of each object, the identity the mount
+//! proves for each vault, the versions each object writes (one, or the newest N enabled ones of
+//! its listing), and the distinct GETs they take.
 
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use futures_util::future::join_all;
+use url::Url;
+
 use super::{ObjectCause, Provider, Scope};
+use crate::cache::CacheKey;
 use crate::keyvault::{KvError, ObjectRef, Vault, VersionItem};
 use crate::spec::{MountSpec, ObjectSpec};
 
-/// One version slot of an object: what to GET and where its files go.
+/// An object's vault and the identity the mount proved for it.
+#[derive(Debug, Clone)]
+pub(super) struct Proof {
+    pub vault: Arc<Vault>,
+    pub identity: CacheKey,
+}
+
+/// One version slot of an object: what to GET, as which identity, and where its files go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Planned {
     pub object: ObjectRef,
+    pub identity: CacheKey,
     /// Position in the `objectVersionHistory` layout, if the object uses it.
     pub slot: Option<usize>,
 }
@@ -71,28 +84,71 @@ pub(super) fn history_versions(
         .collect())
 }
 
-/// The distinct objects the plans GET, each once, in first-use order.
-pub(super) fn distinct(plans: &Plans) -> Vec<ObjectRef> {
+/// The distinct objects the plans GET, each once, in first-use order, with their identity.
+pub(super) fn distinct(plans: &Plans) -> Vec<(ObjectRef, CacheKey)> {
     let mut seen = HashSet::new();
     plans
         .iter()
         .flatten()
         .flatten()
         .filter(|p| seen.insert(&p.object))
-        .map(|p| p.object.clone())
+        .map(|p| (p.object.clone(), p.identity))
         .collect()
 }
 
+/// The object of `spec` a vault's proof asks about (it names the vault's challenge request).
+fn object_ref(spec: &MountSpec, index: usize, vault: Arc<Vault>) -> ObjectRef {
+    let object = &spec.objects[index];
+    ObjectRef {
+        vault,
+        kind: object.object_type,
+        name: object.name.clone(),
+        version: object.version.clone(),
+    }
+}
+
 impl Provider {
+    /// The identity proven for each object's vault, each distinct vault proven once.
+    pub(super) async fn prove_all(
+        &self,
+        spec: &MountSpec,
+        vaults: Vec<Result<Arc<Vault>, ObjectCause>>,
+        scope: &Scope<'_>,
+    ) -> Vec<Result<Proof, ObjectCause>> {
+        let mut first: HashMap<Url, ObjectRef> = HashMap::new();
+        for (index, vault) in vaults.iter().enumerate() {
+            if let Ok(vault) = vault {
+                first
+                    .entry(vault.url.clone())
+                    .or_insert_with(|| object_ref(spec, index, vault.clone()));
+            }
+        }
+        let proving = first.into_values().map(|object| async move {
+            let proof = self.prove(&object, scope).await;
+            (object.vault.url.clone(), proof)
+        });
+        let proven: HashMap<Url, Result<CacheKey, Arc<KvError>>> =
+            join_all(proving).await.into_iter().collect();
+        vaults
+            .into_iter()
+            .map(|vault| {
+                let vault = vault?;
+                let identity = proven[&vault.url].clone().map_err(ObjectCause::KeyVault)?;
+                Ok(Proof { vault, identity })
+            })
+            .collect()
+    }
+
     /// An object's version slots; an object with history lists its versions first.
     pub(super) async fn plan(
         &self,
         object: &ObjectSpec,
-        vault: Result<Arc<Vault>, ObjectCause>,
+        proof: Result<Proof, ObjectCause>,
         scope: &Scope<'_>,
     ) -> Result<Vec<Planned>, ObjectCause> {
+        let Proof { vault, identity } = proof?;
         let base = ObjectRef {
-            vault: vault?,
+            vault,
             kind: object.object_type,
             name: object.name.clone(),
             version: object.version.clone(),
@@ -100,10 +156,11 @@ impl Provider {
         if !object.has_history() {
             return Ok(vec![Planned {
                 object: base,
+                identity,
                 slot: None,
             }]);
         }
-        let listing = self.list_versions(&base, scope).await?;
+        let listing = self.list_versions(&base, &identity, scope).await?;
         Ok(history_versions(object, &listing.copy.value)?
             .into_iter()
             .enumerate()
@@ -112,6 +169,7 @@ impl Provider {
                     version: Some(version),
                     ..base.clone()
                 },
+                identity,
                 slot: Some(i),
             })
             .collect())
@@ -177,6 +235,7 @@ mod tests {
                 name: name.into(),
                 version: version.map(str::to_string),
             },
+            identity: crate::cache::KeyBuilder::default().finish(),
             slot: None,
         };
         let plans: Plans = vec![
@@ -187,7 +246,7 @@ mod tests {
         let distinct = distinct(&plans);
         let names: Vec<_> = distinct
             .iter()
-            .map(|o| (o.name.as_str(), o.version.as_deref()))
+            .map(|(o, _)| (o.name.as_str(), o.version.as_deref()))
             .collect();
         assert_eq!(names, [("a", None), ("b", Some("1")), ("b", None)]);
     }

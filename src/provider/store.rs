@@ -98,15 +98,18 @@ impl<T> Store<T> {
 
     /// The copy `key` names: fresh from the cache, else from `fetch` (once for concurrent
     /// callers), else, if Key Vault failed and stale copies are allowed, the last good one.
-    pub async fn get(
+    pub async fn get<F>(
         &self,
         key: CacheKey,
         ttl: Duration,
         metrics: &Metrics,
-        fetch: impl Future<Output = Result<Cached<T>, KvError>>,
-    ) -> Result<Got<T>, Arc<KvError>> {
+        fetch: impl FnOnce() -> F,
+    ) -> Result<Got<T>, Arc<KvError>>
+    where
+        F: Future<Output = Result<Cached<T>, KvError>>,
+    {
         let result = match ttl.is_zero() {
-            true => fetch.await.map(|v| (Arc::new(v), Source::Upstream)),
+            true => fetch().await.map(|v| (Arc::new(v), Source::Upstream)),
             false => self.fresh.get_or_fetch(key, fetch).await,
         };
         match result {

@@ -39,6 +39,9 @@ enum Command {
         /// The provider binary.
         #[arg(long)]
         provider: PathBuf,
+        /// Run only these parts (P1, P2, P3, P4); all by default.
+        #[arg(long = "only", value_name = "PART")]
+        only: Vec<String>,
     },
     /// Start the fakes and the provider, mount once as the driver would, print the result.
     Demo {
@@ -56,8 +59,8 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve { seed } => serve(seed).await,
         Command::Demo { provider, out } => demo(provider, out).await,
-        Command::Bench { provider } => {
-            testkit::bench::run(&provider).await;
+        Command::Bench { provider, only } => {
+            testkit::bench::run(&provider, &only).await;
             Ok(())
         }
     };
