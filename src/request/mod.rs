@@ -253,7 +253,7 @@ pub(crate) fn tenant_id(params: &Params) -> Result<String, RequestError> {
 
 /// The objects, checked against the SPC's vault: an object that names the SPC's own vault is
 /// one of its objects (same ids and caches as without the field).
-fn objects_of_vault(
+pub(crate) fn objects_of_vault(
     mut objects: Vec<ObjectSpec>,
     vault_name: &str,
 ) -> Result<Vec<ObjectSpec>, RequestError> {
@@ -283,17 +283,23 @@ fn parse_permission(permission: &str) -> Result<u32, RequestError> {
     Ok(mode as u32)
 }
 
+/// `cloudName`, or the provider's `--cloud-name` when it is not set.
+pub(crate) fn cloud_name(
+    name: &str,
+    defaults: &RequestDefaults,
+) -> Result<CloudName, RequestError> {
+    match name {
+        "" => Ok(defaults.cloud.clone()),
+        name => Ok(CloudName::parse(name)?),
+    }
+}
+
 async fn resolve_cloud(
     name: &str,
     env_file: &str,
     defaults: &RequestDefaults,
 ) -> Result<Cloud, RequestError> {
-    let named = if name.is_empty() {
-        defaults.cloud.clone()
-    } else {
-        CloudName::parse(name)?
-    };
-    match named {
+    match cloud_name(name, defaults)? {
         CloudName::Known(cloud) => Ok(cloud),
         CloudName::Custom => {
             let path = if env_file.is_empty() {

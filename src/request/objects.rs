@@ -107,6 +107,22 @@ struct StringArray {
     array: Option<Vec<String>>,
 }
 
+/// The fields of an object, as [`RawObject`] names them; any other is ignored.
+pub const FIELDS: &[&str] = &[
+    "objectName",
+    "objectAlias",
+    "objectType",
+    "objectVersion",
+    "objectFormat",
+    "objectEncoding",
+    "filePermission",
+    "objectVersionHistory",
+    "optional",
+    "keyvaultName",
+    "jsonPaths",
+    "jsonOnly",
+];
+
 /// The raw per-object YAML; every field may be any scalar, kept as text like yaml.v3 does.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -605,6 +621,22 @@ mod tests {
             o.writes_whole(),
             "an objectAlias keeps the whole secret, as documented"
         );
+    }
+
+    #[test]
+    fn fields_are_the_ones_read() {
+        let with = |field: &str| {
+            one(&format!(
+                "objectName: s\nobjectType: secret\n{field}: {{a: b}}"
+            ))
+        };
+        for field in FIELDS {
+            assert!(
+                with(field).is_err(),
+                "{field} is read (a mapping is never valid)"
+            );
+        }
+        assert!(with("objectname").is_ok(), "other fields are ignored");
     }
 
     #[test]

@@ -1,0 +1,383 @@
+//! Kubernetes Secrets synced by `secretObjects` and the resources that read them. The driver
+//! copies mounted files into a Secret only while a pod mounts the SecretProviderClass volume,
+//! and Kubernetes refuses a Secret whose type lacks its required keys; in both cases the Secret
+//! is never created, which users otherwise learn from an empty environment variable.
+
+use std::collections::BTreeSet;
+
+use super::spc::{Class, Files};
+use super::workloads::Workload;
+use super::{near_miss, Item, Model, Report, Rule};
+use crate::cli::manifest::SecretProviderClass;
+use crate::cli::yaml::Node;
+
+/// Secret types Kubernetes defines.
+const TYPES: &[&str] = &[
+    "Opaque",
+    "kubernetes.io/tls",
+    "kubernetes.io/basic-auth",
+    "kubernetes.io/dockerconfigjson",
+    "kubernetes.io/dockercfg",
+    "kubernetes.io/ssh-auth",
+    "kubernetes.io/service-account-token",
+    "bootstrap.kubernetes.io/token",
+];
+
+const SECRET_OBJECT_FIELDS: &[&str] = &["secretName", "type", "labels", "annotations", "data"];
+const DATA_FIELDS: &[&str] = &["objectName", "key"];
+
+/// The type a user probably meant by an unknown one (`Secret`, `tls`), if any.
+fn meant_type(kind: &str) -> Option<&'static str> {
+    let lower = kind.to_ascii_lowercase();
+    let bare = lower.rsplit('/').next().unwrap_or(&lower);
+    TYPES
+        .iter()
+        .find(|t| t.eq_ignore_ascii_case(kind))
+        .copied()
+        .or(match bare {
+            "secret" | "generic" | "opaque" | "string" | "default" => Some("Opaque"),
+            "tls" | "ssl" | "certificate" | "cert" => Some("kubernetes.io/tls"),
+            "basic-auth" | "basicauth" | "basic" => Some("kubernetes.io/basic-auth"),
+            "dockerconfigjson" | "docker-registry" | "docker" => {
+                Some("kubernetes.io/dockerconfigjson")
+            }
+            "ssh-auth" | "ssh" => Some("kubernetes.io/ssh-auth"),
+            _ => None,
+        })
+}
+
+/// The keys a Secret type must have, as Kubernetes validates it: all of them, or one of them.
+fn required_keys(kind: &str) -> Option<(&'static [&'static str], bool)> {
+    match kind {
+        "kubernetes.io/tls" => Some((&["tls.crt", "tls.key"], true)),
+        "kubernetes.io/basic-auth" => Some((&["username", "password"], false)),
+        "kubernetes.io/ssh-auth" => Some((&["ssh-privatekey"], true)),
+        "kubernetes.io/dockerconfigjson" => Some((&[".dockerconfigjson"], true)),
+        "kubernetes.io/dockercfg" => Some((&[".dockercfg"], true)),
+        _ => None,
+    }
+}
+
+/// Checks each `secretObjects` entry of a SecretProviderClass.
+pub(super) fn check_secret_objects(
+    spc: &SecretProviderClass,
+    files: &Files,
+    item: &Item,
+    r: &mut Report,
+) {
+    let Some(list) = spc.secret_objects else {
+        return;
+    };
+    if list.items().is_empty() && list.as_str().is_some() {
+        r.error(
+            Rule::Resource,
+            item,
+            "spec.secretObjects",
+            "secretObjects must be a list",
+        );
+        return;
+    }
+    for (i, so) in list.items().iter().enumerate() {
+        let field = format!("spec.secretObjects[{i}]");
+        check_field_names(so, SECRET_OBJECT_FIELDS, &field, item, r);
+        if so.str_at("secretName").is_empty() {
+            r.error(
+                Rule::SecretSync,
+                item,
+                format!("{field}.secretName"),
+                "the driver needs the name of the Kubernetes Secret to create",
+            );
+        }
+        let kind = so.str_at("type");
+        check_type(kind, &field, item, r);
+        let keys: Vec<&str> = so.items_at("data").map(|d| d.str_at("key")).collect();
+        check_required_keys(so, kind, &keys, &field, item, r);
+        for (j, data) in so.items_at("data").enumerate() {
+            let data_field = format!("{field}.data[{j}]");
+            check_field_names(data, DATA_FIELDS, &data_field, item, r);
+            check_key(data.str_at("key"), kind, &data_field, item, r);
+            check_object_name(data.str_at("objectName"), files, &data_field, item, r);
+        }
+    }
+}
+
+fn check_field_names(node: &Node, known: &[&str], field: &str, item: &Item, r: &mut Report) {
+    for entry in node.entries() {
+        if known.contains(&entry.key.as_str()) {
+            continue;
+        }
+        let at = format!("{field}.{}", entry.key);
+        match near_miss(&entry.key, known) {
+            Some(k) => {
+                r.error(Rule::Spelling, item, at, format!("{} is not a field here, so Kubernetes drops it: field names are case-sensitive", entry.key))
+                    .fix(format!("rename it to {k}"));
+            }
+            None => {
+                r.warn(
+                    Rule::Resource,
+                    item,
+                    at,
+                    "unknown field, dropped by Kubernetes",
+                );
+            }
+        }
+    }
+}
+
+fn check_type(kind: &str, field: &str, item: &Item, r: &mut Report) {
+    let at = format!("{field}.type");
+    if kind.is_empty() {
+        r.error(
+            Rule::SecretSync,
+            item,
+            at,
+            "the driver refuses a secretObject without type, so the Secret is never created",
+        )
+        .fix("type: Opaque (or kubernetes.io/tls, kubernetes.io/basic-auth, …)");
+    } else if !TYPES.contains(&kind) {
+        // Types of other domains (example.com/x) are legitimate custom types.
+        let custom = kind.contains('/') && !kind.to_ascii_lowercase().starts_with("kubernetes.io/");
+        if let (Some(meant), false) = (meant_type(kind), custom) {
+            r.warn(Rule::SecretSync, item, at, format!("{kind:?} is not a Kubernetes Secret type: Kubernetes accepts it as a custom type, which no consumer expects"))
+                .fix(format!("type: {meant}"));
+        } else if !custom {
+            r.warn(
+                Rule::SecretSync,
+                item,
+                at,
+                format!("{kind:?} is not a Kubernetes Secret type"),
+            )
+            .fix("type: Opaque, or a custom type with a domain prefix (example.com/my-type)");
+        }
+    }
+}
+
+fn check_required_keys(
+    so: &Node,
+    kind: &str,
+    keys: &[&str],
+    field: &str,
+    item: &Item,
+    r: &mut Report,
+) {
+    if let Some((required, all)) = required_keys(kind) {
+        let missing: Vec<&str> = required
+            .iter()
+            .filter(|k| !keys.contains(k))
+            .copied()
+            .collect();
+        if (all && !missing.is_empty()) || (!all && missing.len() == required.len()) {
+            let which = if all { "" } else { "one of " };
+            r.error(Rule::SecretSync, item, format!("{field}.data"), format!("a {kind} Secret needs {which}the key(s) {}: Kubernetes refuses it without, so the Secret is never created", required.join(", ")))
+                .fix(format!("add data entries with key {}", missing.join(" and ")));
+        }
+    }
+    if kind == "kubernetes.io/service-account-token"
+        && so
+            .get("annotations")
+            .and_then(|a| a.get("kubernetes.io/service-account.name"))
+            .is_none()
+    {
+        r.error(Rule::SecretSync, item, format!("{field}.annotations"), "a service-account-token Secret needs the annotation kubernetes.io/service-account.name: Kubernetes refuses it without, so the Secret is never created");
+    }
+}
+
+fn check_key(key: &str, kind: &str, field: &str, item: &Item, r: &mut Report) {
+    let at = format!("{field}.key");
+    if key.is_empty() {
+        r.error(
+            Rule::SecretSync,
+            item,
+            at,
+            "set the key of the Kubernetes Secret the file is copied to",
+        );
+    } else if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        || key.len() > 253
+    {
+        r.error(Rule::SecretSync, item, at, format!("{key:?} is not a valid Secret key (letters, digits, '-', '_' and '.'): Kubernetes refuses the Secret, so it is never created"))
+            .fix(format!("key: {}", key.replace(|c: char| !c.is_ascii_alphanumeric() && !"-._".contains(c), "-")));
+    } else if kind == "kubernetes.io/tls" && key != "tls.crt" && key != "tls.key" {
+        r.error(Rule::SecretSync, item, at, format!("key '{key}' is not supported for kubernetes.io/tls: the driver fills only tls.crt and tls.key"))
+            .fix("use tls.crt and tls.key, both with the certificate's objectName");
+    }
+}
+
+fn check_object_name(name: &str, files: &Files, field: &str, item: &Item, r: &mut Report) {
+    let at = format!("{field}.objectName");
+    let split = files.conditional.contains(name);
+    if !files.all.contains(name) && !split {
+        let known = files.all.iter().cloned().collect::<Vec<_>>().join(", ");
+        r.error(Rule::SecretSync, item, at, format!("{name:?} is not a file this SecretProviderClass writes (files: {known}), so the Secret is never created"))
+            .fix("use the objectAlias, a jsonPaths objectAlias, or <name>/<index> with objectVersionHistory");
+    } else if files.optional.contains(name) {
+        r.warn(Rule::SecretSync, item, at, format!("{name:?} comes from an optional object: while it is absent the driver cannot build this Secret (file matching objectName {name} not found in the pod)"));
+    } else if split {
+        r.warn(Rule::SecretSync, item, at, format!("{name:?} exists only when the provider runs with --write-cert-and-key-in-separate-files and the secret is certificate-backed"));
+    }
+}
+
+/// Where a workload or Ingress reads a Secret.
+struct Read<'a> {
+    secret: &'a str,
+    /// The keys it needs; none for all of them (`envFrom`, a whole volume).
+    keys: Vec<&'a str>,
+    field: String,
+}
+
+/// The Secrets a pod reads: environment, volumes, projected volumes and image pull secrets.
+fn reads<'a>(w: &Workload<'a>) -> Vec<Read<'a>> {
+    let mut out = Vec::new();
+    let pod = format!("{}.", w.pod_path);
+    for (container, c) in w.containers() {
+        for (i, env) in c.items_at("env").enumerate() {
+            if let Some(r) = env.get("valueFrom").and_then(|v| v.get("secretKeyRef")) {
+                out.push(Read {
+                    secret: r.str_at("name"),
+                    keys: vec![r.str_at("key")],
+                    field: format!("{pod}{container}.env[{i}].valueFrom.secretKeyRef"),
+                });
+            }
+        }
+        for (i, from) in c.items_at("envFrom").enumerate() {
+            if let Some(r) = from.get("secretRef") {
+                out.push(Read {
+                    secret: r.str_at("name"),
+                    keys: Vec::new(),
+                    field: format!("{pod}{container}.envFrom[{i}].secretRef"),
+                });
+            }
+        }
+    }
+    for (i, volume) in w.pod.items_at("volumes").enumerate() {
+        let at = format!("{pod}volumes[{i}]");
+        if let Some(s) = volume.get("secret") {
+            out.push(Read {
+                secret: s.str_at("secretName"),
+                keys: s.items_at("items").map(|k| k.str_at("key")).collect(),
+                field: format!("{at}.secret"),
+            });
+        }
+        let sources = volume
+            .get("projected")
+            .map(|p| p.items_at("sources").collect::<Vec<_>>())
+            .unwrap_or_default();
+        for (j, source) in sources.into_iter().enumerate() {
+            if let Some(s) = source.get("secret") {
+                out.push(Read {
+                    secret: s.str_at("name"),
+                    keys: s.items_at("items").map(|k| k.str_at("key")).collect(),
+                    field: format!("{at}.projected.sources[{j}].secret"),
+                });
+            }
+        }
+    }
+    for (i, pull) in w.pod.items_at("imagePullSecrets").enumerate() {
+        out.push(Read {
+            secret: pull.str_at("name"),
+            keys: Vec::new(),
+            field: format!("{pod}imagePullSecrets[{i}]"),
+        });
+    }
+    out
+}
+
+/// Consumers of synced Secrets, and classes whose Secrets nothing creates.
+pub(super) fn check(model: &Model, r: &mut Report) {
+    for w in &model.workloads {
+        for read in reads(w) {
+            check_read(model, &w.item, &read, r);
+        }
+    }
+    for item in model.items.iter().filter(|i| i.res.kind == "Ingress") {
+        let tls = item
+            .res
+            .spec()
+            .map(|s| s.items_at("tls").collect::<Vec<_>>())
+            .unwrap_or_default();
+        for (i, entry) in tls.into_iter().enumerate() {
+            let read = Read {
+                secret: entry.str_at("secretName"),
+                keys: vec!["tls.crt", "tls.key"],
+                field: format!("spec.tls[{i}].secretName"),
+            };
+            check_read(model, item, &read, r);
+        }
+    }
+    for class in &model.classes {
+        let names: Vec<&str> = class
+            .spc
+            .secret_objects
+            .map(|s| s.items().iter().map(|o| o.str_at("secretName")).collect())
+            .unwrap_or_default();
+        if !names.is_empty() && mounting(model, class).is_empty() {
+            r.warn(Rule::SecretConsumer, &class.item, "spec.secretObjects", format!("no workload among the documents mounts this SecretProviderClass, so the Secret(s) {} are never created: the driver syncs them only while a pod mounts the volume", names.join(", ")))
+                .fix("mount the volume (csi volume plus a container's volumeMounts) in a workload, or use the Secrets Store Sync Controller");
+        }
+    }
+}
+
+/// The workloads whose containers mount this class's volume.
+fn mounting<'m, 'a>(model: &'m Model<'a>, class: &Class) -> Vec<&'m Workload<'a>> {
+    model
+        .workloads
+        .iter()
+        .filter(|w| w.item.res.shares_namespace(class.item.res.namespace))
+        .filter(|w| {
+            w.volumes
+                .iter()
+                .any(|v| v.mounted && v.class == class.item.res.name)
+        })
+        .collect()
+}
+
+fn check_read(model: &Model, at: &Item, read: &Read, r: &mut Report) {
+    let produced = model.classes.iter().find_map(|class| {
+        let so = class
+            .spc
+            .secret_objects?
+            .items()
+            .iter()
+            .find(|so| so.str_at("secretName") == read.secret)?;
+        class
+            .item
+            .res
+            .shares_namespace(at.res.namespace)
+            .then_some((class, so))
+    });
+    let Some((class, so)) = produced else {
+        return;
+    };
+    let spc = class.item.res.name;
+    let listed: BTreeSet<&str> = so.items_at("data").map(|d| d.str_at("key")).collect();
+    for key in read
+        .keys
+        .iter()
+        .filter(|k| !k.is_empty() && !listed.contains(*k))
+    {
+        let keys = listed.iter().copied().collect::<Vec<_>>().join(", ");
+        r.error(Rule::SecretConsumer, at, read.field.clone(), format!("Secret {} (synced by SecretProviderClass {spc}) has no key {key}: its secretObjects entry lists {keys}", read.secret))
+            .fix(format!("read one of {keys}, or add a data entry with key {key} to the secretObjects entry"));
+    }
+    let exists = model.items.iter().any(|i| {
+        i.res.kind == "Secret"
+            && i.res.name == read.secret
+            && i.res.shares_namespace(at.res.namespace)
+    });
+    if exists || !mounting(model, class).is_empty() {
+        return;
+    }
+    let declared: Vec<&str> = model
+        .workloads
+        .iter()
+        .filter(|w| w.volumes.iter().any(|v| v.class == spc))
+        .map(|w| w.item.res.name)
+        .collect();
+    let why = match declared.first() {
+        Some(w) => format!("{w} declares the SecretProviderClass {spc} volume but no container lists it in volumeMounts, and the kubelet skips a volume no container mounts"),
+        None => format!("no workload mounts the SecretProviderClass {spc} volume, and the driver syncs secretObjects only while a pod mounts it"),
+    };
+    r.error(Rule::SecretConsumer, at, read.field.clone(), format!("the Secret {} is never created: {why}", read.secret))
+        .fix(format!("mount the {spc} volume (csi volume with readOnly: true plus a container's volumeMounts) in this workload or another in the namespace"));
+}

@@ -1,0 +1,483 @@
+//! Each SecretProviderClass of this provider, through the mount's own validation
+//! (`crate::request`): whatever a mount would refuse is an error with the mount's text. Beyond
+//! it, what only a manifest shows: misspelt or unquoted parameters, deprecated versions, object
+//! fields that are ignored, objects that write the same file, and the files `secretObjects` may
+//! copy ([`ObjectSpec::files`], the mount's own list).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{identity, near_miss, secrets, Item, Report, Rule};
+use crate::cli::manifest::{SecretProviderClass, SPC_KIND};
+use crate::cli::yaml::Node;
+use crate::cloud::CloudName;
+use crate::request::objects::{self, ObjectProblem, ObjectsError};
+use crate::request::{self, auth::AuthProblem, Mode, Params, RequestDefaults, RequestError};
+use crate::spec::ObjectSpec;
+
+const API_GROUP: &str = "secrets-store.csi.x-k8s.io";
+
+/// Parameters of very old provider versions, accepted and ignored.
+const LEGACY_PARAMETERS: &[&str] = &["resourceGroup", "subscriptionId"];
+
+/// A SecretProviderClass of this provider and what the other checks need of it.
+pub(super) struct Class<'a> {
+    pub item: Item<'a>,
+    pub spc: SecretProviderClass<'a>,
+    pub params: BTreeMap<String, String>,
+    /// The identity mode, when its flags are valid.
+    pub mode: Option<Mode>,
+    pub files: Files,
+}
+
+/// Checks a resource if it is a SecretProviderClass of this provider (or a near miss of one).
+pub(super) fn check<'a>(item: Item<'a>, r: &mut Report) -> Option<Class<'a>> {
+    let kind = item.res.kind;
+    let near_kind = kind != SPC_KIND
+        && (kind.eq_ignore_ascii_case(SPC_KIND)
+            || kind.eq_ignore_ascii_case("SecretProviderClasses"));
+    if kind != SPC_KIND && !near_kind {
+        return None;
+    }
+    let spc = SecretProviderClass::of(item.res);
+    let near_provider = spc
+        .provider
+        .is_some_and(|p| p != "azure" && p.to_ascii_lowercase().contains("azure"));
+    if !spc.is_azure() && !near_provider {
+        return None;
+    }
+    if near_kind {
+        r.error(
+            Rule::Spelling,
+            &item,
+            "kind",
+            format!("kind {kind:?} is not SecretProviderClass: kinds are case-sensitive"),
+        )
+        .fix("kind: SecretProviderClass");
+    }
+    check_resource(&spc, &item, r);
+    let (params, others) = spc.string_parameters();
+    let mut class = Class {
+        item,
+        spc,
+        params: BTreeMap::new(),
+        mode: None,
+        files: Files::default(),
+    };
+    if spc.parameters.is_none() {
+        r.error(
+            Rule::Resource,
+            &item,
+            "spec.parameters",
+            "the driver refuses a SecretProviderClass without parameters",
+        )
+        .fix("set keyvaultName, tenantID, objects and the identity parameters");
+        return Some(class);
+    }
+    check_parameter_names(&params, &others, &item, r);
+    let view = Params(&params);
+    let stand_ins = check_placeholders(&view, &item, r);
+    let mut mount = MountErrors {
+        item: &item,
+        view: &view,
+        stand_ins: &stand_ins,
+    };
+    class.mode = request::identity_mode(&params)
+        .map_err(|e| mount.report(r, e))
+        .ok();
+    let parsed = objects::parse_each(view.get("objects"));
+    mount.vault_tenant_cloud(&parsed, r);
+    check_identity(&view, class.mode, &item, r);
+    if let Some(mode) = class.mode {
+        let secrets = BTreeMap::from([
+            ("clientid".into(), "-".into()),
+            ("clientsecret".into(), "-".into()),
+        ]);
+        if let Err(e) = identity::credential(&view, mode, Some(&secrets)) {
+            mount.report(r, e.into());
+        }
+    }
+    class.files = check_objects(parsed, &mut mount, r);
+    check_object_fields(spc.parameters.and_then(|p| p.get("objects")), &item, r);
+    secrets::check_secret_objects(&spc, &class.files, &item, r);
+    class.params = params;
+    Some(class)
+}
+
+fn check_resource(spc: &SecretProviderClass, item: &Item, r: &mut Report) {
+    let version = spc.resource.api_version;
+    match version.split_once('/') {
+        Some((API_GROUP, "v1")) => {}
+        Some((API_GROUP, "v1alpha1")) => {
+            r.warn(
+                Rule::Deprecated,
+                item,
+                "apiVersion",
+                "secrets-store.csi.x-k8s.io/v1alpha1 is deprecated",
+            )
+            .fix(format!("apiVersion: {API_GROUP}/v1 (same fields)"));
+        }
+        Some((group, _))
+            if group != API_GROUP && near_miss(group, &[API_GROUP]).is_some()
+                || group == "secrets-store.csi.k8s.io" =>
+        {
+            r.error(Rule::Spelling, item, "apiVersion", format!("{group:?} is not the SecretProviderClass API group, so Kubernetes does not find the kind"))
+                .fix(format!("apiVersion: {API_GROUP}/v1"));
+        }
+        _ => {
+            r.error(
+                Rule::Resource,
+                item,
+                "apiVersion",
+                format!("{version:?} is not a SecretProviderClass version"),
+            )
+            .fix(format!("apiVersion: {API_GROUP}/v1"));
+        }
+    }
+    if spc.resource.name.is_empty() {
+        r.error(Rule::Resource, item, "metadata.name", "the SecretProviderClass has no name: volumes name it in volumeAttributes.secretProviderClass");
+    }
+    match spc.provider {
+        None | Some("") => {
+            r.error(
+                Rule::Resource,
+                item,
+                "spec.provider",
+                "the driver refuses a SecretProviderClass without provider",
+            )
+            .fix("provider: azure");
+        }
+        Some("azure") => {}
+        Some(other) => {
+            r.error(Rule::Spelling, item, "spec.provider", format!("provider {other:?}: the driver looks for the provider's socket by this exact name (azure.sock), so it does not find this one"))
+                .fix("provider: azure");
+        }
+    }
+}
+
+fn check_parameter_names(
+    params: &BTreeMap<String, String>,
+    others: &[(String, String)],
+    item: &Item,
+    r: &mut Report,
+) {
+    for (key, text) in others {
+        r.error(Rule::Parameters, item, format!("spec.parameters.{key}"), "parameter values must be strings: Kubernetes refuses an unquoted boolean or number here")
+            .fix(format!("quote it: {key}: \"{text}\""));
+    }
+    for key in params.keys().chain(others.iter().map(|(k, _)| k)) {
+        if request::PARAMETERS.contains(&key.as_str()) {
+            continue;
+        }
+        let field = format!("spec.parameters.{key}");
+        if let Some(known) = near_miss(key, request::PARAMETERS) {
+            r.error(Rule::Spelling, item, field, format!("{key} is not a parameter of this provider, which ignores it: parameter names are case-sensitive"))
+                .fix(format!("rename it to {known}"));
+        } else if LEGACY_PARAMETERS.contains(&key.as_str()) {
+            r.warn(
+                Rule::Deprecated,
+                item,
+                field,
+                "ignored: this parameter has had no effect since provider v0.0.9",
+            )
+            .fix("remove it");
+        } else {
+            r.warn(
+                Rule::Parameters,
+                item,
+                field,
+                "unknown parameter, ignored by the provider",
+            );
+        }
+    }
+}
+
+/// The mount's placeholder check, every parameter; returns those reported.
+fn check_placeholders(view: &Params, item: &Item, r: &mut Report) -> BTreeSet<&'static str> {
+    let mut found = BTreeSet::new();
+    for e in request::placeholders(view) {
+        if let RequestError::Placeholder { parameter, .. } = e {
+            found.insert(parameter);
+            r.error(
+                Rule::Placeholder,
+                item,
+                format!("spec.parameters.{parameter}"),
+                e.to_string(),
+            );
+        }
+    }
+    found
+}
+
+/// Reports the mount's errors at the parameter they concern, once: a parameter already reported
+/// as a placeholder is not reported again.
+struct MountErrors<'r, 'a> {
+    item: &'r Item<'a>,
+    view: &'r Params<'r>,
+    stand_ins: &'r BTreeSet<&'static str>,
+}
+
+impl MountErrors<'_, '_> {
+    fn report(&mut self, r: &mut Report, e: RequestError) {
+        let parameter = match &e {
+            RequestError::Bool { flag, .. } => *flag,
+            RequestError::VaultName
+            | RequestError::VaultNameLength(_)
+            | RequestError::VaultNameChars(_) => "keyvaultName",
+            RequestError::Tenant | RequestError::TenantInvalid(_) => {
+                match self.view.get("tenantID") {
+                    "" if !self.view.get("tenantId").is_empty() => "tenantId",
+                    _ => "tenantID",
+                }
+            }
+            RequestError::Cloud(_) => "cloudName",
+            RequestError::Objects(_) => "objects",
+            RequestError::Auth(a) if matches!(a.problem, AuthProblem::ProxyClientIdMissing) => {
+                "clientID"
+            }
+            _ => "",
+        };
+        if self.stand_ins.contains(parameter) {
+            return;
+        }
+        let field = match parameter {
+            "" => "spec.parameters".to_string(),
+            p => format!("spec.parameters.{p}"),
+        };
+        let finding = r.error(Rule::Mount, self.item, field, e.to_string());
+        match e {
+            RequestError::VaultName => finding
+                .fix("set keyvaultName to the vault's name, or a keyvaultName on every object"),
+            RequestError::Tenant => finding
+                .fix("set tenantID to the directory (tenant) id of the vault's Entra ID tenant"),
+            _ => {}
+        }
+    }
+
+    fn vault_tenant_cloud(&mut self, parsed: &Parsed, r: &mut Report) {
+        // Objects that do not parse have their own findings; the vault is checked for the others.
+        let valid: Option<Vec<ObjectSpec>> = parsed.as_ref().ok().map(|list| {
+            list.iter()
+                .filter_map(|o| o.as_ref().ok())
+                .cloned()
+                .collect()
+        });
+        match request::vault_name(self.view, valid.as_ref()) {
+            Ok(vault) => {
+                if let Err(e) = request::objects_of_vault(valid.unwrap_or_default(), &vault) {
+                    self.report(r, e);
+                }
+            }
+            Err(e) => self.report(r, e),
+        }
+        match request::tenant_id(self.view) {
+            Ok(_) if self.view.get("tenantID").is_empty() => {
+                r.warn(
+                    Rule::Deprecated,
+                    self.item,
+                    "spec.parameters.tenantId",
+                    "tenantId is deprecated",
+                )
+                .fix("rename it to tenantID");
+            }
+            Ok(_) => {}
+            Err(e) => self.report(r, e),
+        }
+        let defaults = RequestDefaults {
+            cloud: CloudName::parse("AzurePublicCloud").expect("known cloud"),
+            cloud_env_file: None,
+        };
+        match request::cloud_name(self.view.get("cloudName"), &defaults) {
+            Err(e) => self.report(r, e),
+            Ok(CloudName::Custom) if self.view.get("cloudEnvFileName").is_empty() => {
+                r.warn(Rule::Parameters, self.item, "spec.parameters.cloudEnvFileName", "AzureStackCloud needs cloudEnvFileName (a path inside the provider container) unless the provider sets AZURE_ENVIRONMENT_FILEPATH");
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+fn check_identity(params: &Params, mode: Option<Mode>, item: &Item, r: &mut Report) {
+    let client_id = params.get("clientID");
+    match mode {
+        Some(Mode::PodIdentity) => {
+            r.warn(
+                Rule::Deprecated,
+                item,
+                "spec.parameters.usePodIdentity",
+                "aad-pod-identity is deprecated (archived upstream)",
+            )
+            .fix("move to workload identity (clientID) or identity binding (useAzureTokenProxy)");
+        }
+        Some(Mode::VmManagedIdentity) if !client_id.is_empty() => {
+            r.warn(Rule::Identity, item, "spec.parameters.clientID", "clientID is set with useVMManagedIdentity: the pod's workload-identity token is then required, yet the node's identity is used")
+                .fix("for a user-assigned identity set userAssignedIdentityID instead of clientID");
+        }
+        _ => {}
+    }
+    if !params.get("userAssignedIdentityID").is_empty() && mode != Some(Mode::VmManagedIdentity) {
+        r.warn(
+            Rule::Identity,
+            item,
+            "spec.parameters.userAssignedIdentityID",
+            "ignored: only used with useVMManagedIdentity: \"true\"",
+        );
+    }
+}
+
+type Parsed = Result<Vec<Result<ObjectSpec, ObjectsError>>, ObjectsError>;
+
+/// Every object's problems; the files the valid ones write.
+fn check_objects(parsed: Parsed, mount: &mut MountErrors, r: &mut Report) -> Files {
+    let mut files = Files::default();
+    let list = match parsed {
+        Ok(list) => list,
+        Err(e) => {
+            mount.report(r, e.into());
+            return files;
+        }
+    };
+    let item = mount.item;
+    if list.is_empty() {
+        r.warn(
+            Rule::Objects,
+            item,
+            "spec.parameters.objects",
+            "the objects array is empty: the mount writes no files",
+        )
+        .fix("list at least one object");
+    }
+    for (i, object) in list.into_iter().enumerate() {
+        let at = format!("spec.parameters.objects[{i}]");
+        match object {
+            Err(e) => {
+                let field = match object_field(&e) {
+                    Some(f) => format!("{at}.{f}"),
+                    None => at,
+                };
+                let fix = type_fix(&e);
+                let finding = r.error(Rule::Mount, item, field, e.to_string());
+                if let Some(fix) = fix {
+                    finding.fix(fix);
+                }
+            }
+            Ok(o) => {
+                if o.json_only && o.has_alias {
+                    r.warn(Rule::Objects, item, format!("{at}.jsonOnly"), format!("the whole secret is still written, as {:?}, because objectAlias is set", o.file_name))
+                        .fix("remove objectAlias to write only the jsonPaths files");
+                }
+                for path in files.add(&o) {
+                    r.warn(Rule::Objects, item, at.clone(), format!("{path:?} is also written by an earlier object: the driver keeps only one of them"))
+                        .fix("give one of them an objectAlias");
+                }
+            }
+        }
+    }
+    files
+}
+
+/// The object field a mount error is about.
+fn object_field(e: &ObjectsError) -> Option<&'static str> {
+    let ObjectsError::Object(e) = e else {
+        return None;
+    };
+    Some(match &e.cause {
+        ObjectProblem::MissingName | ObjectProblem::InvalidName(_) => "objectName",
+        ObjectProblem::Placeholder { field, .. } | ObjectProblem::Bool { field, .. } => field,
+        ObjectProblem::InvalidVersion(_) => "objectVersion",
+        ObjectProblem::InvalidType => "objectType",
+        ObjectProblem::InvalidFormat(_) | ObjectProblem::PfxNotSecret => "objectFormat",
+        ObjectProblem::EncodingNotSecret | ObjectProblem::InvalidEncoding(_) => "objectEncoding",
+        ObjectProblem::InvalidPermission(_) | ObjectProblem::PermissionOutOfRange(_) => {
+            "filePermission"
+        }
+        ObjectProblem::HistoryTooLarge(_) => "objectVersionHistory",
+        ObjectProblem::VaultName(_) => "keyvaultName",
+        ObjectProblem::Path(_) => "objectAlias",
+        ObjectProblem::JsonOnlyWithoutPaths => "jsonOnly",
+        ObjectProblem::JsonPathsNotSecret
+        | ObjectProblem::JsonPathsPfx
+        | ObjectProblem::JsonPathSyntax { .. }
+        | ObjectProblem::JsonPathAlias(_)
+        | ObjectProblem::JsonPathFile { .. } => "jsonPaths",
+    })
+}
+
+/// The type meant by an `objectType` users really write (`string`, `Secret`, `certificate`).
+fn type_fix(e: &ObjectsError) -> Option<String> {
+    let ObjectsError::Object(e) = e else {
+        return None;
+    };
+    if !matches!(e.cause, ObjectProblem::InvalidType) {
+        return None;
+    }
+    let meant = match e.object_type.to_ascii_lowercase().as_str() {
+        "secret" | "secrets" | "string" | "str" | "password" | "text" => "secret",
+        "key" | "keys" | "rsa" | "ec" => "key",
+        "cert" | "certs" | "certificate" | "certificates" | "x509" => "cert",
+        _ => return Some("objectType is case-sensitive: use secret, key or cert".into()),
+    };
+    Some(format!(
+        "objectType: {meant} (case-sensitive: secret, key or cert)"
+    ))
+}
+
+/// Object fields the provider ignores because they are misspelt.
+fn check_object_fields(objects: Option<&Node>, item: &Item, r: &mut Report) {
+    let Some(array) = objects.and_then(Node::embedded) else {
+        return;
+    };
+    for (i, object) in array.items_at("array").enumerate() {
+        let Some(object) = object.embedded() else {
+            continue;
+        };
+        for entry in object.entries() {
+            if objects::FIELDS.contains(&entry.key.as_str()) {
+                continue;
+            }
+            let field = format!("spec.parameters.objects[{i}].{}", entry.key);
+            match near_miss(&entry.key, objects::FIELDS) {
+                Some(known) => {
+                    r.error(Rule::Spelling, item, field, format!("{} is not an object field, so the provider ignores it: field names are case-sensitive", entry.key))
+                        .fix(format!("rename it to {known}"));
+                }
+                None => {
+                    r.warn(
+                        Rule::Objects,
+                        item,
+                        field,
+                        "unknown object field, ignored by the provider",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The files a SecretProviderClass writes, as `secretObjects` may name them.
+#[derive(Default)]
+pub(super) struct Files {
+    pub all: BTreeSet<String>,
+    /// Files of `optional` objects: absent when the object is.
+    pub optional: BTreeSet<String>,
+    /// Files that exist only with `--write-cert-and-key-in-separate-files` for a
+    /// certificate-backed secret.
+    pub conditional: BTreeSet<String>,
+}
+
+impl Files {
+    /// Adds an object's files; returns those an earlier object already writes.
+    fn add(&mut self, o: &ObjectSpec) -> Vec<String> {
+        let mut repeated = Vec::new();
+        for file in o.slots().into_iter().flat_map(|slot| o.files(slot)) {
+            if o.optional {
+                self.optional.insert(file.path.clone());
+            }
+            if file.is_conditional() {
+                self.conditional.insert(file.path);
+            } else if !self.all.insert(file.path.clone()) {
+                repeated.push(file.path);
+            }
+        }
+        repeated
+    }
+}
