@@ -180,7 +180,7 @@ pub fn documents(text: &str) -> Vec<Result<Document, YamlError>> {
                 Ok(root)
             })),
             Err(e) => found.push(Err(YamlError {
-                pos: shift(e.pos),
+                pos: shift(within(chunk, e.pos)),
                 ..e
             })),
         }
@@ -196,6 +196,22 @@ pub fn documents(text: &str) -> Vec<Result<Document, YamlError>> {
             }),
         })
         .collect()
+}
+
+/// An error found at the end of a piece is shown after its last content, not on the next
+/// document's `---` line.
+fn within(chunk: &str, pos: Pos) -> Pos {
+    let lines: Vec<&str> = chunk.lines().collect();
+    if pos.line <= lines.len() {
+        return pos;
+    }
+    match lines.iter().rposition(|l| !l.trim().is_empty()) {
+        Some(last) => Pos {
+            line: last + 1,
+            column: lines[last].chars().count() + 1,
+        },
+        None => pos,
+    }
 }
 
 /// The stream cut at `---` lines, each piece with the number of its first line. The separator
@@ -469,7 +485,7 @@ mod tests {
         assert_eq!(docs.len(), 3);
         assert_eq!(docs[0].as_ref().unwrap().root.get("a").unwrap().pos.line, 4);
         let e = docs[1].as_ref().unwrap_err();
-        assert_eq!((e.document, e.pos.line), (2, 7));
+        assert_eq!((e.document, e.pos), (2, Pos { line: 6, column: 5 }));
         let third = docs[2].as_ref().unwrap();
         assert_eq!((third.index, third.root.get("c").unwrap().pos.line), (3, 8));
         assert!(documents("a: 1\na: 2\n")[0]

@@ -97,6 +97,9 @@ pub(super) fn check_secret_objects(
             check_field_names(data, DATA_FIELDS, &data_field, item, r);
             check_key(data.str_at("key"), kind, &data_field, item, r);
             check_object_name(data.str_at("objectName"), files, &data_field, item, r);
+            if kind == "kubernetes.io/tls" {
+                check_tls_source(data, files, &data_field, item, r);
+            }
         }
     }
 }
@@ -216,6 +219,19 @@ fn check_object_name(name: &str, files: &Files, field: &str, item: &Item, r: &mu
     } else if split {
         r.warn(Rule::SecretSync, item, at, format!("{name:?} exists only when the provider runs with --write-cert-and-key-in-separate-files and the secret is certificate-backed"));
     }
+}
+
+/// `tls.key` needs a private key and `tls.crt` a certificate: a `cert` object has no key, a `key`
+/// object neither; the driver then fails to build the Secret.
+fn check_tls_source(data: &Node, files: &Files, field: &str, item: &Item, r: &mut Report) {
+    let (name, key) = (data.str_at("objectName"), data.str_at("key"));
+    let lacks = match key {
+        "tls.key" if files.no_private_key.contains(name) => "private key",
+        "tls.crt" if files.no_certificate.contains(name) => "certificate",
+        _ => return,
+    };
+    r.error(Rule::SecretSync, item, format!("{field}.objectName"), format!("{name:?} comes from a cert or key object, which holds no {lacks}: the driver cannot fill {key}, so the Secret is never created"))
+        .fix("mount the certificate with objectType: secret (its secret holds the private key and the chain)");
 }
 
 /// Where a workload or Ingress reads a Secret.
@@ -379,5 +395,5 @@ fn check_read(model: &Model, at: &Item, read: &Read, r: &mut Report) {
         None => format!("no workload mounts the SecretProviderClass {spc} volume, and the driver syncs secretObjects only while a pod mounts it"),
     };
     r.error(Rule::SecretConsumer, at, read.field.clone(), format!("the Secret {} is never created: {why}", read.secret))
-        .fix(format!("mount the {spc} volume (csi volume with readOnly: true plus a container's volumeMounts) in this workload or another in the namespace"));
+        .fix(format!("mount the {spc} volume (a csi volume with readOnly: true and a container's volumeMounts entry) in a workload of this namespace"));
 }

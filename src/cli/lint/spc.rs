@@ -12,7 +12,7 @@ use crate::cli::yaml::Node;
 use crate::cloud::CloudName;
 use crate::request::objects::{self, ObjectProblem, ObjectsError};
 use crate::request::{self, auth::AuthProblem, Mode, Params, RequestDefaults, RequestError};
-use crate::spec::ObjectSpec;
+use crate::spec::{ObjectSpec, ObjectType};
 
 const API_GROUP: &str = "secrets-store.csi.x-k8s.io";
 
@@ -462,6 +462,10 @@ pub(super) struct Files {
     /// Files that exist only with `--write-cert-and-key-in-separate-files` for a
     /// certificate-backed secret.
     pub conditional: BTreeSet<String>,
+    /// Files of `cert` and `key` objects, which hold no private key, and of those the `key`
+    /// objects, which hold no certificate either.
+    pub no_private_key: BTreeSet<String>,
+    pub no_certificate: BTreeSet<String>,
 }
 
 impl Files {
@@ -471,6 +475,12 @@ impl Files {
         for file in o.slots().into_iter().flat_map(|slot| o.files(slot)) {
             if o.optional {
                 self.optional.insert(file.path.clone());
+            }
+            if o.object_type != ObjectType::Secret {
+                self.no_private_key.insert(file.path.clone());
+            }
+            if o.object_type == ObjectType::Key {
+                self.no_certificate.insert(file.path.clone());
             }
             if file.is_conditional() {
                 self.conditional.insert(file.path);
