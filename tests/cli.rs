@@ -33,7 +33,10 @@ fn lint_reports_every_problem_and_exit_status() {
     let out = Command::new(BIN).arg("lint").arg(&bad).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("bad.yaml: SecretProviderClass/app\n"), "{stdout}");
+    assert!(
+        stdout.contains("bad.yaml: SecretProviderClass/app\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("bad.yaml:8:19: error: spec.parameters.keyvaultname: keyvaultname is not a parameter of this provider, which ignores it: parameter names are case-sensitive [spelling]\n      fix: rename it to keyvaultName\n"), "{stdout}");
     assert!(
         stdout.contains(
@@ -46,7 +49,10 @@ fn lint_reports_every_problem_and_exit_status() {
         "{stdout}"
     );
     assert!(stdout.contains("      fix: objectType: secret"), "{stdout}");
-    assert!(stdout.ends_with("3 errors, 0 warnings in 1 file (1 resource, 1 SecretProviderClass)\n"), "{stdout}");
+    assert!(
+        stdout.ends_with("3 errors, 0 warnings in 1 file (1 resource, 1 SecretProviderClass)\n"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

@@ -190,6 +190,6 @@ fn check_used_label(secret: &Item, r: &mut Report) {
     if secret.res.metadata("labels", USED_LABEL) == Some("true") {
         return;
     }
-    r.warn(Rule::Identity, secret, format!("metadata.labels[\"{USED_LABEL}\"]"), "this nodePublishSecretRef Secret lacks the label the driver watches such Secrets by (filteredWatchSecret, the default): drivers before v1.6 cannot re-read it to rotate the mount")
+    r.warn(Rule::Identity, secret, format!("metadata.labels[\"{USED_LABEL}\"]"), format!("this nodePublishSecretRef Secret lacks the label {USED_LABEL}: \"true\", by which the driver watches such Secrets (filteredWatchSecret, the default): drivers before v1.6 cannot re-read it to rotate the mount"))
         .fix(format!("label it {USED_LABEL}: \"true\""));
 }
