@@ -14,9 +14,13 @@
 
 mod identity;
 mod inputs;
+mod near_miss;
+mod objects;
 mod output;
 mod position;
+mod report;
 mod rules;
+mod secret_objects;
 mod secrets;
 mod spc;
 mod workloads;
@@ -28,7 +32,9 @@ use clap::Args;
 
 use super::manifest::{self, Resource};
 use super::yaml::{self, Pos};
+use near_miss::near_miss;
 pub use output::Format;
+use report::Report;
 pub use rules::Rule;
 
 /// Flags of `lint`.
@@ -246,173 +252,12 @@ fn check(sources: &[inputs::Source], strict: bool) -> Outcome {
         strict,
     }
 }
-
-/// Warnings a resource opts out of, by rule id: `akv-csi-provider/lint-ignore: "deprecated"`.
-/// Errors cannot be ignored: they are what a mount or Kubernetes would refuse.
-pub const IGNORE_ANNOTATION: &str = "akv-csi-provider/lint-ignore";
-
-/// Findings as the checks make them.
-struct Report<'a> {
-    files: &'a [String],
-    findings: Vec<Finding>,
-    ignored: Vec<usize>,
-}
-
-impl<'a> Report<'a> {
-    fn new(files: &'a [String]) -> Report<'a> {
-        Report {
-            files,
-            findings: Vec::new(),
-            ignored: Vec::new(),
-        }
-    }
-
-    fn yaml(&mut self, file: usize, e: &yaml::YamlError) {
-        self.findings.push(Finding {
-            rule: Rule::Yaml,
-            severity: Severity::Error,
-            file: self.files[file].clone(),
-            document: e.document,
-            pos: e.pos,
-            kind: String::new(),
-            name: String::new(),
-            namespace: String::new(),
-            field: String::new(),
-            message: format!("not valid YAML: {}", e.message),
-            fix: None,
-        });
-    }
-
-    fn add(
-        &mut self,
-        severity: Severity,
-        rule: Rule,
-        at: &Item,
-        field: String,
-        message: String,
-    ) -> &mut Finding {
-        let ignored = at
-            .res
-            .metadata("annotations", IGNORE_ANNOTATION)
-            .is_some_and(|ids| ids.split(',').any(|id| id.trim() == rule.id()));
-        if severity == Severity::Warning && ignored {
-            self.ignored.push(self.findings.len());
-        }
-        self.findings.push(Finding {
-            rule,
-            severity,
-            file: self.files[at.file].clone(),
-            document: at.res.document,
-            pos: position::locate(at.res.node, &field),
-            kind: at.res.kind.to_string(),
-            name: at.res.name.to_string(),
-            namespace: at.res.namespace.to_string(),
-            field,
-            message,
-            fix: None,
-        });
-        self.findings.last_mut().expect("just pushed")
-    }
-
-    fn error(
-        &mut self,
-        rule: Rule,
-        at: &Item,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> &mut Finding {
-        self.add(Severity::Error, rule, at, field.into(), message.into())
-    }
-
-    fn warn(
-        &mut self,
-        rule: Rule,
-        at: &Item,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> &mut Finding {
-        self.add(Severity::Warning, rule, at, field.into(), message.into())
-    }
-
-    /// The findings in file and line order, without ignored ones, warnings made errors if strict.
-    fn finish(self, strict: bool) -> Vec<Finding> {
-        let mut findings: Vec<Finding> = self
-            .findings
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !self.ignored.contains(i))
-            .map(|(_, mut f)| {
-                if strict {
-                    f.severity = Severity::Error;
-                }
-                f
-            })
-            .collect();
-        let order: std::collections::HashMap<&str, usize> = self
-            .files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.as_str(), i))
-            .collect();
-        // A check made per volume may find the same thing through several volumes.
-        findings.sort_by(|a, b| {
-            (order[a.file.as_str()], a.document, a.pos, &a.message).cmp(&(
-                order[b.file.as_str()],
-                b.document,
-                b.pos,
-                &b.message,
-            ))
-        });
-        findings.dedup();
-        findings
-    }
-}
-
-/// A known name the given one is probably meant to be: same letters in another case, or at most
-/// two edits away.
-fn near_miss<'k>(given: &str, known: &[&'k str]) -> Option<&'k str> {
-    known
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(given))
-        .or_else(|| known.iter().find(|k| edit_distance(k, given) <= 2))
-        .copied()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests;
 
 #[cfg(test)]
 mod unit {
     use super::*;
-
-    #[test]
-    fn near_misses() {
-        assert_eq!(
-            near_miss("tenantid", &["tenantID", "clientID"]),
-            Some("tenantID")
-        );
-        assert_eq!(
-            near_miss("keyvaultNme", &["keyvaultName"]),
-            Some("keyvaultName")
-        );
-        assert_eq!(near_miss("foo", &["keyvaultName"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
 
     #[test]
     fn exit_codes_and_strict() {

@@ -4,7 +4,11 @@
 //! scalars are typed as Kubernetes' YAML 1.1 reader types them (`yes` and `on` are booleans):
 //! that decides what the API server receives.
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
+mod builder;
+mod scalar;
+
+use builder::parse_chunk;
+use scalar::bool_of;
 
 /// A position in the file, both 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -56,12 +60,6 @@ pub struct YamlError {
     pub pos: Pos,
     pub message: String,
 }
-
-/// Nodes one document may hold, aliases expanded: far above any manifest, low enough that an
-/// alias bomb stops in milliseconds.
-const MAX_NODES: usize = 1_000_000;
-/// Nesting depth of one document.
-const MAX_DEPTH: usize = 256;
 
 impl Node {
     pub fn get(&self, key: &str) -> Option<&Node> {
@@ -233,222 +231,6 @@ fn chunks(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
-/// The documents of one piece that hold something.
-fn parse_chunk(chunk: &str) -> Result<Vec<Node>, YamlError> {
-    let mut builder = Builder::default();
-    for event in Parser::new_from_str(chunk) {
-        let (event, span) = event.map_err(|e| {
-            builder.error(
-                Pos {
-                    line: e.marker().line(),
-                    column: e.marker().col() + 1,
-                },
-                e.info(),
-            )
-        })?;
-        builder.event(event, span)?;
-    }
-    Ok(builder.roots)
-}
-
-enum Frame {
-    Seq(Pos, usize, Vec<Node>),
-    Map(Pos, usize, Vec<Entry>, Option<(String, Pos)>),
-}
-
-#[derive(Default)]
-struct Builder {
-    stack: Vec<Frame>,
-    anchors: std::collections::HashMap<usize, (Node, usize)>,
-    nodes: usize,
-    roots: Vec<Node>,
-}
-
-impl Builder {
-    fn error(&self, pos: Pos, message: impl Into<String>) -> YamlError {
-        YamlError {
-            document: 0,
-            pos,
-            message: message.into(),
-        }
-    }
-
-    fn event(&mut self, event: Event, span: Span) -> Result<(), YamlError> {
-        let pos = Pos {
-            line: span.start.line(),
-            column: span.start.col() + 1,
-        };
-        match event {
-            Event::Scalar(text, style, anchor, tag) => {
-                let node = Node {
-                    pos,
-                    value: scalar(text.into_owned(), style, tag.as_deref()),
-                };
-                self.finish(node, anchor)?;
-            }
-            Event::SequenceStart(anchor, _) => self.open(Frame::Seq(pos, anchor, Vec::new()))?,
-            Event::MappingStart(anchor, _) => {
-                self.open(Frame::Map(pos, anchor, Vec::new(), None))?
-            }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq(pos, anchor, items)) => (
-                        Node {
-                            pos,
-                            value: Value::Seq(items),
-                        },
-                        anchor,
-                    ),
-                    Some(Frame::Map(pos, anchor, entries, _)) => (
-                        Node {
-                            pos,
-                            value: Value::Map(entries),
-                        },
-                        anchor,
-                    ),
-                    None => return Err(self.error(pos, "unbalanced collection")),
-                };
-                self.finish(node, anchor)?;
-            }
-            Event::Alias(id) => {
-                let (node, size) = self
-                    .anchors
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| self.error(pos, "unknown anchor"))?;
-                self.count(size, pos)?;
-                self.push(node)?;
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn open(&mut self, frame: Frame) -> Result<(), YamlError> {
-        let pos = match &frame {
-            Frame::Seq(pos, ..) | Frame::Map(pos, ..) => *pos,
-        };
-        if self.stack.len() >= MAX_DEPTH {
-            return Err(self.error(pos, format!("nested deeper than {MAX_DEPTH} levels")));
-        }
-        self.stack.push(frame);
-        Ok(())
-    }
-
-    fn count(&mut self, added: usize, pos: Pos) -> Result<(), YamlError> {
-        self.nodes += added;
-        match self.nodes > MAX_NODES {
-            true => Err(self.error(
-                pos,
-                format!("more than {MAX_NODES} nodes (aliases expanded)"),
-            )),
-            false => Ok(()),
-        }
-    }
-
-    /// A complete node: remembered if anchored, then placed.
-    fn finish(&mut self, node: Node, anchor: usize) -> Result<(), YamlError> {
-        self.count(1, node.pos)?;
-        if anchor != 0 {
-            let size = node.count();
-            self.anchors.insert(anchor, (node.clone(), size));
-        }
-        self.push(node)
-    }
-
-    fn push(&mut self, node: Node) -> Result<(), YamlError> {
-        match self.stack.last_mut() {
-            None => {
-                if node.value != Value::Null {
-                    self.roots.push(node);
-                }
-            }
-            Some(Frame::Seq(_, _, items)) => items.push(node),
-            Some(Frame::Map(_, _, entries, key)) => match key.take() {
-                None => *key = Some((node.scalar_text().unwrap_or("").to_string(), node.pos)),
-                Some((key, key_pos)) => {
-                    if let Some(first) = entries.iter().find(|e| e.key == key) {
-                        let message = format!(
-                            "mapping key {key:?} is defined twice (first on line {}): kubectl refuses the document",
-                            first.key_pos.line
-                        );
-                        return Err(self.error(key_pos, message));
-                    }
-                    entries.push(Entry {
-                        key,
-                        key_pos,
-                        value: node,
-                    });
-                }
-            },
-        }
-        Ok(())
-    }
-}
-
-/// A scalar typed as Kubernetes' YAML 1.1 reader types it: quoted and block scalars and `!!str`
-/// are strings; plain ones may be null, booleans or numbers.
-fn scalar(text: String, style: ScalarStyle, tag: Option<&Tag>) -> Value {
-    let core = tag
-        .filter(|t| t.is_yaml_core_schema())
-        .map(|t| t.suffix.as_str());
-    let literal = style == ScalarStyle::Literal;
-    if style != ScalarStyle::Plain || core == Some("str") {
-        return Value::Str { text, literal };
-    }
-    match text.as_str() {
-        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
-        t if bool_of(t).is_some() || is_number(t) => Value::Scalar(text),
-        _ => Value::Str { text, literal },
-    }
-}
-
-/// YAML 1.1 booleans, which Kubernetes' reader still uses.
-fn bool_of(text: &str) -> Option<bool> {
-    match text {
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            Some(true)
-        }
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            Some(false)
-        }
-        _ => None,
-    }
-}
-
-/// Go's `ParseInt(s, 0, 64)` and `ParseFloat` forms, plus YAML's `.inf` and `.nan`.
-fn is_number(text: &str) -> bool {
-    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let digits =
-        |s: &str, radix: u32| !s.is_empty() && s.chars().all(|c| c == '_' || c.is_digit(radix));
-    if let Some(rest) = unsigned.strip_prefix("0x").or(unsigned.strip_prefix("0X")) {
-        return digits(rest, 16);
-    }
-    if let Some(rest) = unsigned.strip_prefix("0b").or(unsigned.strip_prefix("0o")) {
-        return digits(rest, 8);
-    }
-    if matches!(
-        unsigned,
-        ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN"
-    ) {
-        return true;
-    }
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
-        None => (unsigned, None),
-    };
-    let mantissa_ok = match mantissa.split_once('.') {
-        Some((whole, fraction)) => {
-            (whole.is_empty() || digits(whole, 10))
-                && (fraction.is_empty() || digits(fraction, 10))
-                && !(whole.is_empty() && fraction.is_empty())
-        }
-        None => digits(mantissa, 10),
-    };
-    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e), 10));
-    mantissa_ok && exponent_ok
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,7 +314,7 @@ mod tests {
             bomb += &format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n", p = i - 1);
         }
         assert!(documents(&bomb)[0].is_err());
-        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        let deep = "[".repeat(builder::MAX_DEPTH + 1) + &"]".repeat(builder::MAX_DEPTH + 1);
         assert!(documents(&deep)[0].is_err());
     }
 }
