@@ -1,4 +1,40 @@
-//! Known names a given one is probably meant to be.
+//! Known names a given one is probably meant to be, and fields that are not known.
+
+use super::{Item, Report, Rule};
+use crate::cli::yaml::Node;
+
+/// Reports the keys of `node` that are not `known`, all of which `ignorer` ignores: a near miss
+/// as an error with its right spelling, anything else as a warning.
+pub(super) fn check_field_names(
+    node: &Node,
+    known: &[&str],
+    field: &str,
+    ignorer: &str,
+    item: &Item,
+    r: &mut Report,
+) {
+    for entry in node.entries() {
+        if known.contains(&entry.key.as_str()) {
+            continue;
+        }
+        let at = format!("{field}.{}", entry.key);
+        match near_miss(&entry.key, known) {
+            Some(k) => {
+                let message = format!("{} is not a field here, so {ignorer} ignores it: field names are case-sensitive", entry.key);
+                r.error(Rule::Spelling, item, at, message)
+                    .fix(format!("rename it to {k}"));
+            }
+            None => {
+                r.warn(
+                    Rule::Resource,
+                    item,
+                    at,
+                    format!("unknown field, ignored by {ignorer}"),
+                );
+            }
+        }
+    }
+}
 
 /// A known name the given one is probably meant to be: same letters in another case, or at most
 /// two edits away.

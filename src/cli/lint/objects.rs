@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use super::near_miss::check_field_names;
 use super::spc::MountErrors;
-use super::{near_miss, Item, Report, Rule};
+use super::{Item, Report, Rule};
 use crate::cli::yaml::Node;
 use crate::request::objects::{self, ObjectProblem, ObjectsError};
 use crate::spec::{ObjectSpec, ObjectType};
@@ -113,28 +114,9 @@ pub(super) fn check_object_fields(objects: Option<&Node>, item: &Item, r: &mut R
         return;
     };
     for (i, object) in array.items_at("array").enumerate() {
-        let Some(object) = object.embedded() else {
-            continue;
-        };
-        for entry in object.entries() {
-            if objects::FIELDS.contains(&entry.key.as_str()) {
-                continue;
-            }
-            let field = format!("spec.parameters.objects[{i}].{}", entry.key);
-            match near_miss(&entry.key, objects::FIELDS) {
-                Some(known) => {
-                    r.error(Rule::Spelling, item, field, format!("{} is not an object field, so the provider ignores it: field names are case-sensitive", entry.key))
-                        .fix(format!("rename it to {known}"));
-                }
-                None => {
-                    r.warn(
-                        Rule::Objects,
-                        item,
-                        field,
-                        "unknown object field, ignored by the provider",
-                    );
-                }
-            }
+        if let Some(object) = object.embedded() {
+            let field = format!("spec.parameters.objects[{i}]");
+            check_field_names(&object, objects::FIELDS, &field, "the provider", item, r);
         }
     }
 }

@@ -62,8 +62,10 @@ impl Rule {
             Rule::Parameters => {
                 "SecretProviderClass parameters that are misspelt, unknown or not strings"
             }
-            Rule::Objects => "Objects whose files collide or are not what they seem",
-            Rule::Resource => "A resource the driver or Kubernetes cannot use",
+            Rule::Objects => "Objects whose files collide, or that write nothing as expected",
+            Rule::Resource => {
+                "A resource the driver or Kubernetes cannot use, or fields they ignore"
+            }
             Rule::Spelling => "A near miss of a kind, API group, provider, driver or field name",
             Rule::Deprecated => "Deprecated API versions, parameters and identity modes",
             Rule::Volume => "A CSI volume the driver refuses or the kubelet never mounts",
@@ -85,8 +87,8 @@ impl Rule {
             Rule::Mount => "The provider would refuse this SecretProviderClass (or this volume's use of it) on every mount, with the message shown: the pod would stay in ContainerCreating. The check runs the provider's own validation. Fix the field named.",
             Rule::Placeholder => "A value such as ${TENANT_ID}, <tenant-id>, {{ .Values.x }}, [REDACTED], ...... or xxxxxxxx-xxxx-… was left from a tutorial, an unrendered template or an issue report. The provider refuses it on mount. Put the real value there.",
             Rule::Parameters => "Parameter names are case-sensitive and values must be strings: a misspelt name is ignored by the provider, an unquoted true or number is refused by Kubernetes. Use the spelling given, quote values.",
-            Rule::Objects => "Two objects write the same file (the driver keeps one), or a field is ignored. Give each object its own objectAlias, remove the ignored field.",
-            Rule::Resource => "A required field of the resource is missing or has the wrong shape (no name, no provider, parameters that are not a map). Add it as shown.",
+            Rule::Objects => "Two objects write the same file (the driver keeps one), jsonOnly has no effect because objectAlias is set, or the objects array is empty. Give each object its own objectAlias, remove what has no effect.",
+            Rule::Resource => "A required field of the resource is missing or has the wrong shape (no name, no provider, parameters that are not a map), or a field is unknown and ignored (by Kubernetes, or by the provider inside objects). Add or remove it as shown.",
             Rule::Spelling => "Kubernetes and the driver match kinds, API groups, provider names, CSI driver names and field names exactly; a near miss is not found or silently dropped. Use the spelling given.",
             Rule::Deprecated => "An API version, parameter or identity mode that is deprecated or removed. Move to what the message names. A resource can accept a deprecated use with the annotation akv-csi-provider/lint-ignore: deprecated.",
             Rule::Volume => "The driver refuses a volume without readOnly: true or without a secretProviderClass attribute, and the kubelet does not mount a volume no container lists in volumeMounts (the driver is never called). Fix the volume as shown.",

@@ -3,8 +3,9 @@
 //! Secret otherwise), and each `objectName` must be a file the class writes, holding what the
 //! key needs; otherwise the Secret is never created.
 
+use super::near_miss::check_field_names;
 use super::objects::Files;
-use super::{near_miss, Item, Report, Rule};
+use super::{Item, Report, Rule};
 use crate::cli::manifest::SecretProviderClass;
 use crate::cli::yaml::Node;
 
@@ -71,7 +72,7 @@ pub(super) fn check(spc: &SecretProviderClass, files: &Files, item: &Item, r: &m
     }
     for (i, so) in list.items().iter().enumerate() {
         let field = format!("spec.secretObjects[{i}]");
-        check_field_names(so, SECRET_OBJECT_FIELDS, &field, item, r);
+        check_field_names(so, SECRET_OBJECT_FIELDS, &field, "Kubernetes", item, r);
         if so.str_at("secretName").is_empty() {
             r.error(
                 Rule::SecretSync,
@@ -86,34 +87,11 @@ pub(super) fn check(spc: &SecretProviderClass, files: &Files, item: &Item, r: &m
         check_required_keys(so, kind, &keys, &field, item, r);
         for (j, data) in so.items_at("data").enumerate() {
             let data_field = format!("{field}.data[{j}]");
-            check_field_names(data, DATA_FIELDS, &data_field, item, r);
+            check_field_names(data, DATA_FIELDS, &data_field, "Kubernetes", item, r);
             check_key(data.str_at("key"), kind, &data_field, item, r);
             check_object_name(data.str_at("objectName"), files, &data_field, item, r);
             if kind == "kubernetes.io/tls" {
                 check_tls_source(data, files, &data_field, item, r);
-            }
-        }
-    }
-}
-
-fn check_field_names(node: &Node, known: &[&str], field: &str, item: &Item, r: &mut Report) {
-    for entry in node.entries() {
-        if known.contains(&entry.key.as_str()) {
-            continue;
-        }
-        let at = format!("{field}.{}", entry.key);
-        match near_miss(&entry.key, known) {
-            Some(k) => {
-                r.error(Rule::Spelling, item, at, format!("{} is not a field here, so Kubernetes drops it: field names are case-sensitive", entry.key))
-                    .fix(format!("rename it to {k}"));
-            }
-            None => {
-                r.warn(
-                    Rule::Resource,
-                    item,
-                    at,
-                    "unknown field, dropped by Kubernetes",
-                );
             }
         }
     }

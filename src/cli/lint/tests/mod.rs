@@ -350,13 +350,13 @@ fn near_misses() {
         Rule::Spelling,
         Severity::Error,
         "objects[1].objectname",
-        "not an object field",
+        "so the provider ignores it",
     );
     expect(
         &edited(&[("secretName: db", "secretname: db")]),
         Rule::Spelling,
         Severity::Error,
         "secretObjects[0].secretname",
-        "drops it",
+        "so Kubernetes ignores it",
     );
 }
