@@ -19,7 +19,8 @@
 //! - `render`: Key Vault objects into file contents (encodings, PFX, chains, JWKs, JSON paths).
 //! - `http` and `retry`: the one outbound-call loop every hop uses; `net`: the HTTP client.
 //! - `cache`, `cloud`, `json_path`, `go`, `metrics`, `logging`, `secret`: shared pieces.
-//! - [`cli`]: the command line (server flags, `lint`, `mount`).
+//! - [`cli`]: the command line: server flags, `mount`, and `lint`, which checks whole
+//!   applications (YAML read with positions) with the request parser's own rules.
 
 mod cache;
 pub mod cli;
