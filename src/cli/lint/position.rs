@@ -47,7 +47,11 @@ fn walk(node: &Node, steps: &[Step], pos: Pos) -> Pos {
         return pos;
     };
     if let Value::Str { .. } = node.value {
-        return match node.embedded() {
+        // Only a mapping or a sequence leads further (a plain string holds itself).
+        let inner = node
+            .embedded()
+            .filter(|n| matches!(n.value, Value::Map(_) | Value::Seq(_)));
+        return match inner {
             // `objects` holds its list under `array:`.
             Some(inner) => match (step, inner.get("array")) {
                 (Step::Index(_), Some(array)) => walk(array, steps, pos),
@@ -107,6 +111,11 @@ spec:
         assert_eq!(at("spec.parameters.objects[5]"), (9, 7));
         assert_eq!(at("spec.parameters.keyvaultName"), (6, 3));
         assert_eq!(at("metadata.labels[\"a.b/c\"]"), (4, 12));
+        assert_eq!(
+            at("metadata.labels[\"a.b/c\"].deeper"),
+            (4, 12),
+            "a string that is not a document ends the walk"
+        );
         assert_eq!(
             steps("a[1][\"x.y\"].b"),
             [

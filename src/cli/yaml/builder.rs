@@ -38,7 +38,8 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: std::collections::HashMap<usize, (Node, usize)>,
+    /// Anchored nodes with their size and depth, which an alias adds to the document.
+    anchors: std::collections::HashMap<usize, (Node, usize, usize)>,
     nodes: usize,
     roots: Vec<Node>,
 }
@@ -90,12 +91,15 @@ impl Builder {
                 self.finish(node, anchor)?;
             }
             Event::Alias(id) => {
-                let (node, size) = self
+                let &(_, size, depth) = self
                     .anchors
                     .get(&id)
-                    .cloned()
                     .ok_or_else(|| self.error(pos, "unknown anchor"))?;
                 self.count(size, pos)?;
+                if self.stack.len() + depth > MAX_DEPTH {
+                    return Err(self.error(pos, format!("nested deeper than {MAX_DEPTH} levels")));
+                }
+                let node = self.anchors[&id].0.clone();
                 self.push(node)?;
             }
             _ => {}
@@ -129,8 +133,8 @@ impl Builder {
     fn finish(&mut self, node: Node, anchor: usize) -> Result<(), YamlError> {
         self.count(1, node.pos)?;
         if anchor != 0 {
-            let size = node.count();
-            self.anchors.insert(anchor, (node.clone(), size));
+            let (size, depth) = (node.count(), node.depth());
+            self.anchors.insert(anchor, (node.clone(), size, depth));
         }
         self.push(node)
     }

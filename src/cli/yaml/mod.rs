@@ -154,6 +154,14 @@ impl Node {
         }
     }
 
+    fn depth(&self) -> usize {
+        1 + match &self.value {
+            Value::Seq(items) => items.iter().map(Node::depth).max().unwrap_or(0),
+            Value::Map(entries) => entries.iter().map(|e| e.value.depth()).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     fn count(&self) -> usize {
         1 + match &self.value {
             Value::Seq(items) => items.iter().map(Node::count).sum(),
@@ -316,5 +324,12 @@ mod tests {
         assert!(documents(&bomb)[0].is_err());
         let deep = "[".repeat(builder::MAX_DEPTH + 1) + &"]".repeat(builder::MAX_DEPTH + 1);
         assert!(documents(&deep)[0].is_err());
+        let chain: String = (1..builder::MAX_DEPTH + 10)
+            .map(|i| format!("a{i}: &a{i} [*a{}]\n", i - 1))
+            .collect();
+        let error = documents(&format!("a0: &a0 [x]\n{chain}"))
+            .remove(0)
+            .unwrap_err();
+        assert!(error.message.contains("nested deeper than"), "{error}");
     }
 }
