@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::objects::{check_object_fields, check_objects, Files, Parsed};
+use super::objects::{check_object_fields, check_objects, Parsed};
 use super::{identity, near_miss, secret_objects, Item, Report, Rule};
 use crate::cli::manifest::{SecretProviderClass, SPC_KIND};
 use crate::cloud::CloudName;
@@ -23,10 +23,8 @@ const LEGACY_PARAMETERS: &[&str] = &["resourceGroup", "subscriptionId"];
 pub(super) struct Class<'a> {
     pub item: Item<'a>,
     pub spc: SecretProviderClass<'a>,
+    /// The parameters that are strings, as the driver sends them.
     pub params: BTreeMap<String, String>,
-    /// The identity mode, when its flags are valid.
-    pub mode: Option<Mode>,
-    pub files: Files,
 }
 
 /// Checks a resource if it is a SecretProviderClass of this provider (or a near miss of one).
@@ -56,13 +54,6 @@ pub(super) fn check<'a>(item: Item<'a>, r: &mut Report) -> Option<Class<'a>> {
     }
     check_resource(&spc, &item, r);
     let (params, others) = spc.string_parameters();
-    let mut class = Class {
-        item,
-        spc,
-        params: BTreeMap::new(),
-        mode: None,
-        files: Files::default(),
-    };
     if spc.parameters.is_none() {
         r.error(
             Rule::Resource,
@@ -71,36 +62,40 @@ pub(super) fn check<'a>(item: Item<'a>, r: &mut Report) -> Option<Class<'a>> {
             "the driver refuses a SecretProviderClass without parameters",
         )
         .fix("set keyvaultName, tenantID, objects and the identity parameters");
-        return Some(class);
+    } else {
+        check_parameter_names(&params, &others, &item, r);
+        check_parameters(&spc, &params, &item, r);
     }
-    check_parameter_names(&params, &others, &item, r);
-    let view = Params(&params);
-    let stand_ins = check_placeholders(&view, &item, r);
+    Some(Class { item, spc, params })
+}
+
+/// The mount's checks of the parameters, every one reported; then the objects and
+/// `secretObjects`, which need the files the objects write.
+fn check_parameters(
+    spc: &SecretProviderClass,
+    params: &BTreeMap<String, String>,
+    item: &Item,
+    r: &mut Report,
+) {
+    let view = Params(params);
+    let stand_ins = check_placeholders(&view, item, r);
     let mut mount = MountErrors {
-        item: &item,
+        item,
         view: &view,
         stand_ins: &stand_ins,
     };
-    class.mode = request::identity_mode(&params)
+    let mode = request::identity_mode(params)
         .map_err(|e| mount.report(r, e))
         .ok();
     let parsed = objects::parse_each(view.get("objects"));
     mount.vault_tenant_cloud(&parsed, r);
-    check_identity(&view, class.mode, &item, r);
-    if let Some(mode) = class.mode {
-        let secrets = BTreeMap::from([
-            ("clientid".into(), "-".into()),
-            ("clientsecret".into(), "-".into()),
-        ]);
-        if let Err(e) = identity::credential(&view, mode, Some(&secrets)) {
-            mount.report(r, e.into());
-        }
+    check_identity(&view, mode, item, r);
+    if let Some(Err(e)) = mode.map(|mode| identity::class_credential(&view, mode)) {
+        mount.report(r, e.into());
     }
-    class.files = check_objects(parsed, &mut mount, r);
-    check_object_fields(spc.parameters.and_then(|p| p.get("objects")), &item, r);
-    secret_objects::check(&spc, &class.files, &item, r);
-    class.params = params;
-    Some(class)
+    let files = check_objects(parsed, &mut mount, r);
+    check_object_fields(spc.parameters.and_then(|p| p.get("objects")), item, r);
+    secret_objects::check(spc, &files, item, r);
 }
 
 fn check_resource(spc: &SecretProviderClass, item: &Item, r: &mut Report) {

@@ -265,6 +265,17 @@ fn identities() {
     .findings
     .iter()
     .any(|f| f.rule == Rule::Identity));
+    let elsewhere = pod_identity.replace(
+        "volumeAttributes: {secretProviderClass: app}",
+        "volumeAttributes: {secretProviderClass: app}\n            nodePublishSecretRef: {name: in-the-cluster}",
+    );
+    expect(
+        &elsewhere,
+        Rule::Identity,
+        Severity::Warning,
+        "spec.template.metadata.labels",
+        "aadpodidbinding",
+    );
     let principal = edited(&[("    clientID: 00000000-0000-0000-0000-000000000001\n", "")]);
     expect(
         &principal,
