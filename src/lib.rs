@@ -20,7 +20,8 @@
 //! - `http` and `retry`: the one outbound-call loop every hop uses; `net`: the HTTP client and
 //!   the proxies of the environment.
 //! - `cache`, `cloud`, `json_path`, `go`, `metrics`, `logging`, `secret`: shared pieces.
-//! - [`cli`]: the command line (server flags, `lint`, `mount`).
+//! - [`cli`]: the command line: server flags, `mount`, and `lint`, which checks whole
+//!   applications (YAML read with positions) with the request parser's own rules.
 
 mod cache;
 pub mod cli;

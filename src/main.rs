@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let result = match cli.command {
-        Some(Command::Lint { files }) => return cli::lint(&files),
+        Some(Command::Lint(args)) => return cli::lint::run(&args),
         Some(Command::Mount(args)) => {
             logging::init(args.verbosity, false);
             runtime.block_on(cli::mount(args))

@@ -25,21 +25,32 @@ fn lint_reports_every_problem_and_exit_status() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 SecretProviderClass checked)"));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("good.yaml: ok (1 SecretProviderClass checked, 1 resource)"));
 
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, spc("    keyvaultname: kv\n    tenantID: t\n    objects: |\n      array:\n        - |\n          objectName: s\n          objectType: secrets\n")).unwrap();
     let out = Command::new(BIN).arg("lint").arg(&bad).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("spec.parameters.keyvaultname: parameter names are case-sensitive: did you mean keyvaultName?"), "{stdout}");
     assert!(
-        stdout.contains("spec.parameters.keyvaultName: keyvaultName is not provided"),
+        stdout.contains("bad.yaml: SecretProviderClass/app\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("bad.yaml:8:19: error: spec.parameters.keyvaultname: keyvaultname is not a parameter of this provider, which ignores it: parameter names are case-sensitive [spelling]\n      fix: rename it to keyvaultName\n"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "bad.yaml:7:3: error: spec.parameters.keyvaultName: keyvaultName is not provided [mount]"
+        ),
         "{stdout}"
     );
     assert!(
-        stdout
-            .contains("spec.parameters.objects[0]: failed to get objectType:secrets, objectName:s"),
+        stdout.contains("bad.yaml:14:23: error: spec.parameters.objects[0].objectType: failed to get objectType:secrets, objectName:s"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("      fix: objectType: secret"), "{stdout}");
+    assert!(
+        stdout.ends_with("3 errors, 0 warnings in 1 file (1 resource, 1 SecretProviderClass)\n"),
         "{stdout}"
     );
 }
@@ -172,19 +183,23 @@ fn every_example_lints_clean() {
         .collect::<Vec<_>>();
     assert!(examples.len() >= 10, "examples found: {examples:?}");
     let out = Command::new(BIN)
-        .arg("lint")
+        .args(["lint", "--strict"])
         .args(&examples)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(!stdout.contains(": error:"), "{stdout}");
-    let checked = stdout
-        .lines()
-        .filter(|l| l.contains("SecretProviderClass"))
-        .count();
     assert!(
-        checked >= examples.len(),
-        "every file holds a SecretProviderClass: {stdout}"
+        stdout.contains("\n0 errors, 0 warnings in "),
+        "no finding at all: {stdout}"
+    );
+    let clean = stdout
+        .lines()
+        .filter(|l| l.contains(": ok (") && !l.contains(": ok (0 SecretProviderClasses"))
+        .count();
+    assert_eq!(
+        clean,
+        examples.len(),
+        "every file holds a SecretProviderClass and has no finding: {stdout}"
     );
 }

@@ -4,9 +4,9 @@
 pub mod lint;
 mod manifest;
 mod mount;
+mod yaml;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,12 +40,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Check SecretProviderClass manifests offline and print every problem.
-    Lint {
-        /// YAML files (multi-document); `-` reads standard input.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    /// Check an application's manifests offline (SecretProviderClasses with the mount's own
+    /// rules, and the workloads, Secrets and identities around them); print every problem.
+    Lint(lint::LintArgs),
     /// Mount a SecretProviderClass from a workstation and write the files into a directory.
     Mount(Box<MountArgs>),
 }
@@ -357,49 +354,6 @@ pub async fn mount(args: Box<MountArgs>) -> Result<(), CliError> {
     let provider = Provider::new(config, Arc::new(Metrics::default()))?;
     print!("{}", local.run(&provider, &defaults).await?);
     Ok(())
-}
-
-/// Lints files (`-` is standard input) and prints every finding; fails if any is an error.
-pub fn lint(files: &[PathBuf]) -> ExitCode {
-    let mut errors = 0;
-    for file in files {
-        let shown = file.display();
-        let text = match file.as_os_str() == "-" {
-            true => std::io::read_to_string(std::io::stdin()),
-            false => std::fs::read_to_string(file),
-        };
-        let result = match text {
-            Ok(text) => lint::lint(&text).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match result {
-            Err(e) => {
-                println!("{shown}: error: {e}");
-                errors += 1;
-            }
-            Ok((checked, findings)) => {
-                for f in &findings {
-                    println!("{shown}: {f}");
-                }
-                errors += findings
-                    .iter()
-                    .filter(|f| f.severity == lint::Severity::Error)
-                    .count();
-                if findings.is_empty() {
-                    println!(
-                        "{shown}: ok ({checked} SecretProviderClass{} checked)",
-                        if checked == 1 { "" } else { "es" }
-                    );
-                }
-            }
-        }
-    }
-    if errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        println!("{errors} error(s)");
-        ExitCode::FAILURE
-    }
 }
 
 /// What `--version` prints: the Go provider's JSON fields, in its order.

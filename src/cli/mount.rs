@@ -51,9 +51,11 @@ impl LocalMount {
     /// The attributes and secrets JSON the driver would send for this SecretProviderClass.
     fn envelope(&self) -> Result<(String, String), CliError> {
         let shown = self.spc_file.display();
-        let found = manifest::secret_provider_classes(&read_trimmed(&self.spc_file)?)?;
+        let documents = manifest::documents(&read_trimmed(&self.spc_file)?)?;
+        let resources = manifest::resources(&documents);
+        let found = manifest::secret_provider_classes(&resources);
         let spc = match &self.spc_name {
-            Some(name) => found.into_iter().find(|s| &s.name == name),
+            Some(name) => found.into_iter().find(|s| s.resource.name == name),
             None if found.len() > 1 => {
                 return Err(CliError::Usage(format!(
                     "{shown} holds several azure SecretProviderClasses: choose one with --spc-name"
@@ -68,7 +70,7 @@ impl LocalMount {
                 "{shown}: parameter {key} is not a string: quote its value"
             )));
         }
-        attributes.insert(keys::SPC_NAME.into(), spc.name);
+        attributes.insert(keys::SPC_NAME.into(), spc.resource.name.to_string());
         attributes.insert(keys::POD_NAME.into(), self.pod_name.clone());
         attributes.insert(keys::POD_NAMESPACE.into(), self.pod_namespace.clone());
         attributes.insert(keys::SERVICE_ACCOUNT.into(), self.service_account.clone());

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod objects;
 pub mod path;
+pub mod placeholder;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +27,21 @@ pub mod keys {
     pub const SA_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
     pub const SPC_NAME: &str = "secretProviderClass";
 }
+
+/// The SecretProviderClass parameters this provider reads; any other is ignored.
+pub const PARAMETERS: &[&str] = &[
+    "keyvaultName",
+    "tenantID",
+    "tenantId",
+    "cloudName",
+    "cloudEnvFileName",
+    "usePodIdentity",
+    "useVMManagedIdentity",
+    "userAssignedIdentityID",
+    "clientID",
+    "useAzureTokenProxy",
+    "objects",
+];
 
 /// Defaults that come from the provider's flags and environment, not from the request.
 #[derive(Debug, Clone)]
@@ -49,6 +65,11 @@ pub enum RequestError {
     PodName,
     #[error("pod namespace is not provided")]
     PodNamespace,
+    #[error("{parameter} \"{value}\" looks like a placeholder left from a template or tutorial: set it to {expected}", expected = placeholder::expected(parameter))]
+    Placeholder {
+        parameter: &'static str,
+        value: String,
+    },
     #[error("failed to parse {flag} flag, error: strconv.ParseBool: parsing \"{value}\": invalid syntax")]
     Bool { flag: &'static str, value: String },
     #[error("only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or useAzureTokenProxy")]
@@ -113,6 +134,9 @@ pub async fn parse(
     let default_mode = parse_permission(permission)?;
     let params = Params(&attrs);
     let pod = pod_info(&params)?;
+    if let Some(stand_in) = placeholders(&params).next() {
+        return Err(stand_in);
+    }
     let mode = identity_mode(&attrs)?;
     // Parsed once, here, but reported in the Go provider's order: last.
     let objects = objects::parse(params.get("objects"));
@@ -152,6 +176,21 @@ impl Params<'_> {
     pub(crate) fn get(&self, key: &str) -> &str {
         self.0.get(key).map(|v| v.trim()).unwrap_or("")
     }
+}
+
+/// Every parameter whose value is a stand-in ([`placeholder`]), in [`PARAMETERS`] order; a mount
+/// refuses the first, `lint` reports them all.
+pub(crate) fn placeholders<'a>(params: &'a Params) -> impl Iterator<Item = RequestError> + 'a {
+    PARAMETERS.iter().filter_map(move |&parameter| {
+        let value = params.get(parameter);
+        // `objects` is YAML, whose comments may hold anything: only a one-line value can stand in
+        // for all of it. The objects' own fields are checked one by one when they are parsed.
+        let whole = parameter != "objects" || !value.contains('\n');
+        (whole && placeholder::is_placeholder(value)).then(|| RequestError::Placeholder {
+            parameter,
+            value: value.escape_debug().to_string(),
+        })
+    })
 }
 
 fn pod_info(params: &Params) -> Result<PodInfo, RequestError> {
@@ -214,7 +253,7 @@ pub(crate) fn tenant_id(params: &Params) -> Result<String, RequestError> {
 
 /// The objects, checked against the SPC's vault: an object that names the SPC's own vault is
 /// one of its objects (same ids and caches as without the field).
-fn objects_of_vault(
+pub(crate) fn objects_of_vault(
     mut objects: Vec<ObjectSpec>,
     vault_name: &str,
 ) -> Result<Vec<ObjectSpec>, RequestError> {
@@ -244,17 +283,23 @@ fn parse_permission(permission: &str) -> Result<u32, RequestError> {
     Ok(mode as u32)
 }
 
+/// `cloudName`, or the provider's `--cloud-name` when it is not set.
+pub(crate) fn cloud_name(
+    name: &str,
+    defaults: &RequestDefaults,
+) -> Result<CloudName, RequestError> {
+    match name {
+        "" => Ok(defaults.cloud.clone()),
+        name => Ok(CloudName::parse(name)?),
+    }
+}
+
 async fn resolve_cloud(
     name: &str,
     env_file: &str,
     defaults: &RequestDefaults,
 ) -> Result<Cloud, RequestError> {
-    let named = if name.is_empty() {
-        defaults.cloud.clone()
-    } else {
-        CloudName::parse(name)?
-    };
-    match named {
+    match cloud_name(name, defaults)? {
         CloudName::Known(cloud) => Ok(cloud),
         CloudName::Custom => {
             let path = if env_file.is_empty() {
@@ -417,6 +462,39 @@ mod tests {
         assert!(err(&attrs(&[("tenantID", "a/b")]), SP, "420")
             .await
             .contains("is not valid"));
+    }
+
+    #[tokio::test]
+    async fn placeholders_are_refused() {
+        assert_eq!(
+            err(&attrs(&[("tenantID", "......")]), SP, "420").await,
+            "tenantID \"......\" looks like a placeholder left from a template or tutorial: set it to the directory (tenant) id of the vault's Entra ID tenant (a GUID) or its domain name"
+        );
+        assert!(err(
+            &attrs(&[("tenantID", ""), ("tenantId", "${TENANT_ID}")]),
+            SP,
+            "420"
+        )
+        .await
+        .starts_with("tenantId \"${TENANT_ID}\" looks like a placeholder"));
+        assert!(err(&attrs(&[("clientID", "<client-id>")]), SP, "420")
+            .await
+            .starts_with("clientID \"<client-id>\" looks like a placeholder"));
+        assert!(err(&attrs(&[("keyvaultName", "xxxxxxxx")]), SP, "420")
+            .await
+            .starts_with("keyvaultName \"xxxxxxxx\" looks like a placeholder"));
+        assert!(err(&attrs(&[("objects", "${OBJECTS}")]), SP, "420")
+            .await
+            .starts_with("objects \"${OBJECTS}\" looks like a placeholder"));
+        let spec = parse(
+            &attrs(&[("tenantID", "00000000-0000-0000-0000-000000000000")]),
+            SP,
+            "420",
+            &defaults(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(spec.tenant_id, "00000000-0000-0000-0000-000000000000");
     }
 
     #[tokio::test]

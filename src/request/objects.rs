@@ -11,7 +11,7 @@
 
 use serde::{de, Deserialize, Deserializer};
 
-use super::path;
+use super::{path, placeholder};
 use crate::go;
 use crate::json_path::{JsonPath, SyntaxError};
 use crate::spec::{JsonSelection, ObjectEncoding, ObjectFormat, ObjectSpec, ObjectType};
@@ -23,6 +23,8 @@ pub type ObjectError = crate::spec::ObjectError<ObjectProblem>;
 pub enum ObjectProblem {
     #[error("objectName is not set: give the name of the object in Key Vault")]
     MissingName,
+    #[error("{field} \"{value}\" looks like a placeholder left from a template or tutorial: set it to {expected}", expected = placeholder::expected(field))]
+    Placeholder { field: &'static str, value: String },
     #[error("objectName \"{0}\" is not a valid Key Vault object name: use 1-127 letters, digits and '-'")]
     InvalidName(String),
     #[error("objectVersion \"{0}\" is not a valid Key Vault version: use the 32-character version id, \"latest\" or leave it empty")]
@@ -104,6 +106,22 @@ struct StringArray {
     #[serde(default)]
     array: Option<Vec<String>>,
 }
+
+/// The fields of an object, as [`RawObject`] names them; any other is ignored.
+pub const FIELDS: &[&str] = &[
+    "objectName",
+    "objectAlias",
+    "objectType",
+    "objectVersion",
+    "objectFormat",
+    "objectEncoding",
+    "filePermission",
+    "objectVersionHistory",
+    "optional",
+    "keyvaultName",
+    "jsonPaths",
+    "jsonOnly",
+];
 
 /// The raw per-object YAML; every field may be any scalar, kept as text like yaml.v3 does.
 #[derive(Deserialize, Default)]
@@ -234,6 +252,7 @@ fn validate(raw: RawObject) -> Result<ObjectSpec, ObjectError> {
         version: version_text.clone(),
         cause,
     };
+    stand_ins(&raw).map_err(fail)?;
     // Same order as the Go provider's validate(): format, encoding, file name; then our additions.
     let object_type = match raw.object_type.trim() {
         "secret" => Some(ObjectType::Secret),
@@ -279,6 +298,32 @@ fn validate(raw: RawObject) -> Result<ObjectSpec, ObjectError> {
         json_only,
         has_alias: !alias.is_empty(),
     })
+}
+
+/// Refuses fields left as placeholders, which may otherwise be valid names.
+fn stand_ins(raw: &RawObject) -> Result<(), ObjectProblem> {
+    let fields = [
+        ("objectName", &raw.object_name),
+        ("objectAlias", &raw.object_alias),
+        ("objectVersion", &raw.object_version),
+        ("keyvaultName", &raw.keyvault_name),
+    ];
+    let json_aliases = raw
+        .json_paths
+        .iter()
+        .flatten()
+        .map(|p| ("objectAlias", &p.object_alias));
+    match fields
+        .into_iter()
+        .chain(json_aliases)
+        .find(|(_, value)| placeholder::is_placeholder(value))
+    {
+        Some((field, value)) => Err(ObjectProblem::Placeholder {
+            field,
+            value: value.trim().escape_debug().to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `objectFormat` and `objectEncoding`, which only secrets may use; with an unknown type, the
@@ -576,6 +621,46 @@ mod tests {
             o.writes_whole(),
             "an objectAlias keeps the whole secret, as documented"
         );
+    }
+
+    #[test]
+    fn fields_are_the_ones_read() {
+        let with = |field: &str| {
+            one(&format!(
+                "objectName: s\nobjectType: secret\n{field}: {{a: b}}"
+            ))
+        };
+        for field in FIELDS {
+            assert!(
+                with(field).is_err(),
+                "{field} is read (a mapping is never valid)"
+            );
+        }
+        assert!(with("objectname").is_ok(), "other fields are ignored");
+    }
+
+    #[test]
+    fn placeholders_are_refused_naming_the_field() {
+        assert_eq!(
+            err("objectName: <secret-name>\nobjectType: secret"),
+            "failed to get objectType:secret, objectName:<secret-name>, objectVersion:: objectName \"<secret-name>\" looks like a placeholder left from a template or tutorial: set it to the name of the secret, key or certificate in Key Vault"
+        );
+        assert!(
+            err("objectName: s\nobjectType: secret\nobjectVersion: xxxxxxxx")
+                .contains(": objectVersion \"xxxxxxxx\" looks like a placeholder")
+        );
+        assert!(
+            err("objectName: s\nobjectType: secret\nkeyvaultName: ${VAULT}")
+                .contains(": keyvaultName \"${VAULT}\" looks like a placeholder")
+        );
+        assert!(err(
+            "objectName: s\nobjectType: secret\njsonPaths: [{path: a, objectAlias: '{{ .file }}'}]"
+        )
+        .contains(": objectAlias \"{{ .file }}\" looks like a placeholder"));
+        assert!(one(
+            "objectName: s\nobjectType: secret\nobjectVersion: 0123456789abcdef0123456789abcdef"
+        )
+        .is_ok());
     }
 
     #[test]
