@@ -227,7 +227,7 @@ fn secret_consumers() {
 }
 
 #[test]
-fn identities() {
+fn workload_and_pod_identities() {
     let account = edited(&[("serviceAccountName: app", "serviceAccountName: default")]);
     expect(
         &account,
@@ -276,6 +276,10 @@ fn identities() {
         "spec.template.metadata.labels",
         "aadpodidbinding",
     );
+}
+
+#[test]
+fn service_principal_identity() {
     let principal = edited(&[("    clientID: 00000000-0000-0000-0000-000000000001\n", "")]);
     expect(
         &principal,
