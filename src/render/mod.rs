@@ -184,14 +184,20 @@ fn secret_contents(
         Some(PKCS12) if object.format == ObjectFormat::Pfx => {
             // The raw PFX (base64 text; binary with objectEncoding base64). The split files are
             // derived from it, unencoded; upstream wrote them empty.
+            // A password-protected PFX cannot be split, but its raw bytes are what objectFormat
+            // pfx asks for (the application holds the password): then no split files.
             let split = match options.separate_cert_and_key {
-                true => {
-                    let decoded = pfx::decode(value, options.construct_pem_chain)?;
-                    Some((
+                true => match pfx::decode(value, options.construct_pem_chain) {
+                    Ok(decoded) => Some((
                         decoded.certs_pem().into_bytes(),
                         decoded.keys_pem().into_bytes(),
-                    ))
-                }
+                    )),
+                    Err(PfxError::PasswordProtected(_)) => {
+                        tracing::warn!(object = %object.name, "the PFX is password-protected: it is written as stored, without the .crt and .key files");
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                },
                 false => None,
             };
             return Ok(Contents {
