@@ -5,6 +5,7 @@
 //! Nothing in `src/` of the provider knows this crate exists: the fakes are reached through the
 //! provider's public flags (`--resolve`, `--extra-ca-file`) and an AzureStackCloud env file.
 
+pub mod assertion;
 pub mod azure;
 pub mod bench;
 pub mod driver;
