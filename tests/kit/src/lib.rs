@@ -1,4 +1,5 @@
-//! Test infrastructure for akv-csi-provider: fakes of every Azure party the provider talks to,
+//! Test infrastructure for akv-csi-provider: fakes of every Azure party the provider talks to
+//! (and of the Kubernetes API it may read ServiceAccounts from),
 //! served over real HTTPS on loopback with a generated CA, and an emulator of the Secrets Store
 //! CSI driver (and of the Sync Controller) that calls the provider through its Unix socket.
 //!
@@ -13,6 +14,7 @@ pub mod entra;
 pub mod fault;
 pub mod https;
 pub mod keyvault;
+pub mod kube;
 pub mod node;
 pub mod pfx;
 pub mod pki;

@@ -15,7 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 pub struct ProviderProcess {
     child: tokio::process::Child,
     /// What was started, to start it again after a crash.
-    command: (PathBuf, Vec<String>),
+    command: Launch,
     dir: tempfile::TempDir,
     socket: PathBuf,
     log: PathBuf,
@@ -25,20 +25,38 @@ pub struct ProviderProcess {
     pub metrics_port: u16,
 }
 
+/// A binary, its arguments and the environment variables it gets besides the test's own.
+#[derive(Debug, Clone, Default)]
+struct Launch {
+    binary: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
 impl ProviderProcess {
     /// Starts `binary` with `args` (plus socket, ports and logging flags) and waits until it
     /// listens.
     pub async fn start(binary: &Path, args: &[String]) -> std::io::Result<ProviderProcess> {
+        ProviderProcess::start_with_env(binary, args, &[]).await
+    }
+
+    /// Like [`ProviderProcess::start`], with `env` added to the environment (what a pod's
+    /// environment has, e.g. `KUBERNETES_SERVICE_HOST`).
+    pub async fn start_with_env(
+        binary: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> std::io::Result<ProviderProcess> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("azure.sock");
-        ProviderProcess::start_at(binary, dir, socket, args).await
+        ProviderProcess::spawn(binary, dir, socket, args, "-v=5", env).await
     }
 
     /// Like [`ProviderProcess::start`] at the default log level (for measurements).
     pub async fn start_quiet(binary: &Path, args: &[String]) -> std::io::Result<ProviderProcess> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("azure.sock");
-        ProviderProcess::spawn(binary, dir, socket, args, "-v=0").await
+        ProviderProcess::spawn(binary, dir, socket, args, "-v=0", &[]).await
     }
 
     /// Like [`ProviderProcess::start`], with the socket at `socket` (logs go into `dir`).
@@ -48,7 +66,7 @@ impl ProviderProcess {
         socket: PathBuf,
         args: &[String],
     ) -> std::io::Result<ProviderProcess> {
-        ProviderProcess::spawn(binary, dir, socket, args, "-v=5").await
+        ProviderProcess::spawn(binary, dir, socket, args, "-v=5", &[]).await
     }
 
     async fn spawn(
@@ -57,6 +75,7 @@ impl ProviderProcess {
         socket: PathBuf,
         args: &[String],
         verbosity: &str,
+        env: &[(String, String)],
     ) -> std::io::Result<ProviderProcess> {
         let log = dir.path().join("provider.log");
         let mut argv = vec![
@@ -67,7 +86,11 @@ impl ProviderProcess {
             "--log-format-json".to_string(),
         ];
         argv.extend(args.iter().cloned());
-        let command = (binary.to_path_buf(), argv);
+        let command = Launch {
+            binary: binary.to_path_buf(),
+            args: argv,
+            env: env.to_vec(),
+        };
         let child = launch(&command, &log)?;
         let mut process = ProviderProcess {
             child,
@@ -171,9 +194,10 @@ impl ProviderProcess {
     }
 }
 
-fn launch(command: &(PathBuf, Vec<String>), log: &Path) -> std::io::Result<tokio::process::Child> {
-    tokio::process::Command::new(&command.0)
-        .args(&command.1)
+fn launch(command: &Launch, log: &Path) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new(&command.binary)
+        .args(&command.args)
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(log)?))
