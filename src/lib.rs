@@ -14,7 +14,8 @@
 //! - `spec`: the domain: pod, identity, cloud, objects and the files each object writes.
 //! - `provider`: one mount in phases: vaults, plan, fetch (caches, per-vault bounds), render,
 //!   outcome.
-//! - `identity`: tokens for every identity mode, cached per credential material.
+//! - `identity`: tokens for every identity mode (client assertions signed with a service
+//!   principal's certificate included), cached per credential material.
 //! - `keyvault`: the Key Vault REST client (challenge, paging, errors worded for users).
 //! - `render`: Key Vault objects into file contents (encodings, PFX, chains, JWKs, JSON paths).
 //! - `http` and `retry`: the one outbound-call loop every hop uses; `net`: the HTTP client.

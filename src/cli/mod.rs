@@ -107,6 +107,10 @@ struct ProviderArgs {
     /// Also write FILE.crt and FILE.key beside each certificate-backed secret FILE.
     #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
     write_cert_and_key_in_separate_files: bool,
+    /// Certificate service principals send their chain (x5c) with the client assertion, for
+    /// subject name and issuer authentication.
+    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
+    send_certificate_chain: bool,
     /// Cloud used when a SecretProviderClass sets no cloudName.
     #[arg(long, default_value = "AzurePublicCloud")]
     cloud_name: String,
@@ -175,12 +179,16 @@ pub struct MountArgs {
     /// Service account of the pod.
     #[arg(long, default_value = "default")]
     service_account: String,
-    /// Service principal client id (with --client-secret-file).
+    /// Service principal client id (with --client-secret-file or --client-certificate-file).
     #[arg(long)]
     client_id: Option<String>,
     /// File holding the service principal's client secret.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "client_certificate_file")]
     client_secret_file: Option<PathBuf>,
+    /// PEM file holding the service principal's certificate (leaf first, chain optional) and
+    /// its unencrypted private key.
+    #[arg(long)]
+    client_certificate_file: Option<PathBuf>,
     /// File holding a service-account token for audience api://AzureADTokenExchange.
     #[arg(long)]
     sa_token_file: Option<PathBuf>,
@@ -280,6 +288,7 @@ fn configure(args: ProviderArgs) -> Result<(RequestDefaults, ProviderConfig), Cl
             imds_endpoint: args.imds_endpoint,
             nmi_endpoint: args.nmi_endpoint,
             token_proxy,
+            send_certificate_chain: args.send_certificate_chain,
         },
     };
     Ok((defaults, config))
@@ -329,6 +338,7 @@ pub async fn mount(args: Box<MountArgs>) -> Result<(), CliError> {
         service_account: args.service_account,
         client_id: args.client_id,
         client_secret_file: args.client_secret_file,
+        client_certificate_file: args.client_certificate_file,
         sa_token_file: args.sa_token_file,
         identity_binding_token_file: args.identity_binding_token_file,
         out: args.out.unwrap_or_default(),

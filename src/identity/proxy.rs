@@ -142,6 +142,7 @@ impl TokenProxy {
             client_id,
             scope: req.scope,
             grant: Grant::Assertion(assertion),
+            tenant: req.tenant,
         };
         let identity = Identity {
             mode: req.credential.mode_name(),

@@ -3,11 +3,13 @@
 //! plus a sentence on what to fix.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde::Deserialize;
 
 use crate::secret::{describe_json_error, Secret};
-use crate::spec::Credential;
+use crate::spec::{CertificateError, ClientCertificate, Credential};
 
 /// Audience of the service-account token exchanged for workload identity.
 pub const WORKLOAD_IDENTITY_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -57,8 +59,12 @@ pub enum AuthProblem {
         "could not find clientid in secrets: the nodePublishSecretRef Secret needs a clientid key"
     )]
     NoClientId,
-    #[error("could not find clientsecret in secrets: the nodePublishSecretRef Secret needs a clientsecret key")]
+    #[error("could not find clientsecret in secrets: the nodePublishSecretRef Secret needs a clientsecret key (or clientcertificate: a PEM certificate and its private key)")]
     NoClientSecret,
+    #[error("the nodePublishSecretRef Secret has both clientsecret and clientcertificate: keep the one the service principal should use")]
+    SecretAndCertificate,
+    #[error("clientcertificate in the nodePublishSecretRef Secret {0}")]
+    Certificate(CertificateError),
     #[error(
         "pod information is not available. deploy a CSIDriver object to set podInfoOnMount: true"
     )]
@@ -166,14 +172,32 @@ pub fn credential(inputs: &AuthInputs) -> Result<Credential, AuthError> {
                     .map(|(_, v)| v.trim())
                     .filter(|v| !v.is_empty())
             };
-            let client_id = find("clientid").ok_or_else(|| fail(AuthProblem::NoClientId))?;
-            let secret = find("clientsecret").ok_or_else(|| fail(AuthProblem::NoClientSecret))?;
-            Ok(Credential::ServicePrincipal {
-                client_id: client_id.to_string(),
-                secret: Secret::new(secret),
-            })
+            let client_id = find("clientid")
+                .ok_or_else(|| fail(AuthProblem::NoClientId))?
+                .to_string();
+            match (find("clientsecret"), find("clientcertificate")) {
+                (Some(_), Some(_)) => Err(fail(AuthProblem::SecretAndCertificate)),
+                (Some(secret), None) => Ok(Credential::ServicePrincipal {
+                    client_id,
+                    secret: Secret::new(secret),
+                }),
+                (None, Some(pem)) => Ok(Credential::ServicePrincipalCertificate {
+                    client_id,
+                    certificate: Arc::new(
+                        certificate(pem).map_err(|e| fail(AuthProblem::Certificate(e)))?,
+                    ),
+                }),
+                (None, None) => Err(fail(AuthProblem::NoClientSecret)),
+            }
         }
     }
+}
+
+/// The certificate of a `clientcertificate`, valid now.
+fn certificate(pem: &str) -> Result<ClientCertificate, CertificateError> {
+    let certificate = ClientCertificate::from_pem(pem)?;
+    certificate.check_validity(SystemTime::now())?;
+    Ok(certificate)
 }
 
 #[cfg(test)]
@@ -264,6 +288,27 @@ mod tests {
         );
         let c = credential(&inputs(Mode::PodIdentity, "cid", WI, None)).unwrap();
         assert!(matches!(c, Credential::PodIdentity { .. }));
+    }
+
+    #[test]
+    fn service_principal_with_both_or_a_bad_certificate() {
+        let both = BTreeMap::from([
+            ("clientid".into(), "id".into()),
+            ("clientsecret".into(), "pw".into()),
+            ("ClientCertificate".into(), "pem".into()),
+        ]);
+        let e = credential(&inputs(Mode::None, "", "", Some(&both))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("both clientsecret and clientcertificate"),
+            "{e}"
+        );
+        let bad = BTreeMap::from([
+            ("clientid".into(), "id".into()),
+            ("clientcertificate".into(), "not pem".into()),
+        ]);
+        let e = credential(&inputs(Mode::None, "", "", Some(&bad))).unwrap_err();
+        assert!(e.to_string().starts_with("failed to build auth config for mode None: clientcertificate in the nodePublishSecretRef Secret is not valid PEM (no PEM block found)"), "{e}");
     }
 
     #[test]

@@ -109,6 +109,8 @@ pub struct Env {
     pub azure: FakeAzure,
     pub provider: ProviderProcess,
     pub client: CsiDriverProviderClient<Channel>,
+    /// Credential material the test made itself (private keys), for the leak checks.
+    secrets: std::sync::Mutex<Vec<String>>,
 }
 
 /// Every test is a leak test: no credential or secret a test used may appear in an error the
@@ -151,7 +153,21 @@ impl Env {
         values.extend(self.azure.entra.issuer.minted());
         values.extend(self.azure.tokens.all());
         values.extend(self.azure.keyvault.served_values());
+        for assertion in self.azure.entra.assertions() {
+            // The signature is what is unique to one assertion; the header names a certificate.
+            values.extend(assertion.rsplit('.').next().map(str::to_string));
+            values.insert(assertion);
+        }
+        for secret in self.secrets.lock().unwrap().iter() {
+            // Each line of a PEM key, so a key is found however it was re-wrapped or escaped.
+            values.extend(secret.lines().map(str::to_string));
+        }
         values
+    }
+
+    /// Adds `value` (e.g. a private key PEM) to what must never reach logs, errors or metrics.
+    pub fn treat_as_secret(&self, value: &str) {
+        self.secrets.lock().unwrap().push(value.to_string());
     }
 
     fn assert_clean(&self, what: &str, text: &str) {
@@ -208,16 +224,22 @@ impl Env {
 
     /// Starts the provider with exactly `args` (to point a hop somewhere else).
     pub async fn launch_args(azure: FakeAzure, args: Vec<String>) -> Env {
-        let provider =
-            ProviderProcess::start(env!("CARGO_BIN_EXE_akv-csi-provider").as_ref(), &args)
-                .await
-                .expect("provider starts");
+        Env::launch_env(azure, args, &[]).await
+    }
+
+    /// Starts the provider with exactly `args` and `env` added to its environment.
+    pub async fn launch_env(azure: FakeAzure, args: Vec<String>, env: &[(String, String)]) -> Env {
+        let binary = env!("CARGO_BIN_EXE_akv-csi-provider");
+        let provider = ProviderProcess::start_with_env(binary.as_ref(), &args, env)
+            .await
+            .expect("provider starts");
         let client = CsiDriverProviderClient::new(provider.channel().await.expect("connect"))
             .max_decoding_message_size(4 * 1024 * 1024);
         Env {
             azure,
             provider,
             client,
+            secrets: Default::default(),
         }
     }
 
@@ -306,6 +328,15 @@ impl Request {
         self.secrets = Some(BTreeMap::from([
             ("clientid".into(), id.into()),
             ("clientsecret".into(), secret.into()),
+        ]));
+        self
+    }
+
+    /// A node-publish secret with `clientid` and `clientcertificate` (PEM key and certificates).
+    pub fn certificate_principal(mut self, id: &str, pem: &str) -> Request {
+        self.secrets = Some(BTreeMap::from([
+            ("clientid".into(), id.into()),
+            ("clientcertificate".into(), pem.into()),
         ]));
         self
     }
