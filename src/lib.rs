@@ -8,7 +8,8 @@
 //! ```
 //!
 //! - `server`: the Unix-socket gRPC service, `/healthz` and `/metrics`; parses each request
-//!   with `request` and hands the `spec::MountSpec` to the provider.
+//!   with `request` (completing it from the pod's ServiceAccount through `kube` where asked) and
+//!   hands the `spec::MountSpec` to the provider.
 //! - `request`: the driver's JSON and the `objects` YAML into a validated spec, with the Go
 //!   provider's checks and texts. Only the server and the CLI read it.
 //! - `spec`: the domain: pod, identity, cloud, objects and the files each object writes.
@@ -18,6 +19,7 @@
 //!   principal's certificate included), cached per credential material.
 //! - `keyvault`: the Key Vault REST client (challenge, paging, errors worded for users).
 //! - `render`: Key Vault objects into file contents (encodings, PFX, chains, JWKs, JSON paths).
+//! - `kube`: the pod's ServiceAccount from the Kubernetes API (`--client-id-from-service-account`).
 //! - `http` and `retry`: the one outbound-call loop every hop uses; `net`: the HTTP client.
 //! - `cache`, `cloud`, `json_path`, `go`, `metrics`, `logging`, `secret`: shared pieces.
 //! - [`cli`]: the command line (server flags, `lint`, `mount`).
@@ -30,6 +32,7 @@ mod http;
 mod identity;
 mod json_path;
 mod keyvault;
+mod kube;
 pub mod logging;
 mod metrics;
 mod net;

@@ -16,6 +16,7 @@ use url::Url;
 use crate::cloud::{CloudError, CloudName};
 use crate::go;
 use crate::identity::{IdentityConfig, ProxyError, TokenProxyConfig};
+use crate::kube::{KubeConfig, KubeConfigError, ServiceAccounts};
 use crate::metrics::Metrics;
 use crate::net::{NetConfig, NetError, ResolveRule};
 use crate::provider::{MountError, Provider, ProviderConfig};
@@ -94,6 +95,24 @@ pub struct ServeArgs {
     /// Accepted for compatibility; this provider has no pprof endpoints.
     #[arg(long, default_value_t = 6060)]
     pprof_port: u16,
+    /// A workload identity SecretProviderClass without clientID (and without a service
+    /// principal Secret) takes the client id, and the tenant if given, from the
+    /// azure.workload.identity annotations of the pod's ServiceAccount. Needs get on
+    /// serviceaccounts.
+    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
+    client_id_from_service_account: bool,
+    /// Token the provider presents to the Kubernetes API (re-read for every request).
+    #[arg(
+        long,
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    kube_token_file: PathBuf,
+    /// CA certificates that sign the Kubernetes API server's certificate.
+    #[arg(
+        long,
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    )]
+    kube_ca_file: PathBuf,
     #[command(flatten)]
     provider: ProviderArgs,
 }
@@ -239,6 +258,8 @@ pub enum CliError {
     Net(#[from] NetError),
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error(transparent)]
+    Kube(#[from] KubeConfigError),
 }
 
 /// The request defaults and the mount path's settings the flags describe.
@@ -266,6 +287,8 @@ fn configure(args: ProviderArgs) -> Result<(RequestDefaults, ProviderConfig), Cl
         cloud_env_file: std::env::var_os("AZURE_ENVIRONMENT_FILEPATH")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from),
+        // The server turns it on when it can read ServiceAccounts.
+        client_id_from_service_account: false,
     };
     let config = ProviderConfig {
         render: RenderOptions {
@@ -310,6 +333,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     let (defaults, config) = configure(args.provider)?;
     let metrics = Arc::new(Metrics::default());
+    let service_accounts = match args.client_id_from_service_account {
+        true => {
+            let kube = KubeConfig::in_cluster(args.kube_token_file, args.kube_ca_file)?;
+            Some(ServiceAccounts::new(kube, &config.net, metrics.clone())?)
+        }
+        false => None,
+    };
     let provider = Arc::new(Provider::new(config, metrics.clone())?);
     let server_config = ServerConfig {
         socket: server::parse_endpoint(&args.endpoint)?,
@@ -321,7 +351,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         metrics_port: args.prometheus_port,
         defaults,
     };
-    server::run(server_config, provider, metrics, shutdown_signal()).await?;
+    server::run(
+        server_config,
+        provider,
+        metrics,
+        service_accounts,
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::manifest;
 use super::CliError;
 use crate::provider::Provider;
-use crate::request::{self, auth, keys, RequestDefaults};
+use crate::request::{self, auth, keys, Parsed, RequestDefaults};
 use crate::spec::{FileRole, MountSpec};
 
 /// What the person running the command supplied.
@@ -46,7 +46,13 @@ impl LocalMount {
     /// The mount the driver would ask for, parsed as the server parses it.
     async fn spec(&self, defaults: &RequestDefaults) -> Result<MountSpec, CliError> {
         let (attributes, secrets) = self.envelope()?;
-        Ok(request::parse(&attributes, &secrets, "420", defaults).await?)
+        match request::parse(&attributes, &secrets, "420", defaults).await? {
+            Parsed::Ready(spec) => Ok(spec),
+            Parsed::Pending(_) => Err(CliError::Usage(
+                "mount does not read ServiceAccounts: set clientID in the SecretProviderClass"
+                    .into(),
+            )),
+        }
     }
 
     /// The attributes and secrets JSON the driver would send for this SecretProviderClass.

@@ -88,3 +88,11 @@ impl Credential {
         }
     }
 }
+
+/// The workload identity annotations of a ServiceAccount (`azure.workload.identity/client-id`
+/// and `azure.workload.identity/tenant-id`), as the Kubernetes API returned them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceAccountIdentity {
+    pub client_id: Option<String>,
+    pub tenant_id: Option<String>,
+}

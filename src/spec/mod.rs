@@ -7,7 +7,7 @@ mod credential;
 mod files;
 
 pub use certificate::{CertificateError, ClientCertificate};
-pub use credential::Credential;
+pub use credential::{Credential, ServiceAccountIdentity};
 pub use files::FileRole;
 
 use crate::cloud::Cloud;

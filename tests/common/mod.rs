@@ -153,6 +153,7 @@ impl Env {
         values.extend(self.azure.entra.issuer.minted());
         values.extend(self.azure.tokens.all());
         values.extend(self.azure.keyvault.served_values());
+        values.extend(self.azure.kube.tokens());
         for assertion in self.azure.entra.assertions() {
             // The signature is what is unique to one assertion; the header names a certificate.
             values.extend(assertion.rsplit('.').next().map(str::to_string));
@@ -225,6 +226,17 @@ impl Env {
     /// Starts the provider with exactly `args` (to point a hop somewhere else).
     pub async fn launch_args(azure: FakeAzure, args: Vec<String>) -> Env {
         Env::launch_env(azure, args, &[]).await
+    }
+
+    /// Starts the provider as a pod of a cluster whose API server is the fake: with its
+    /// environment, and the lookup of client ids in ServiceAccounts turned on.
+    pub async fn start_in_cluster(seed: &str, extra_args: &[&str]) -> Env {
+        let azure = FakeAzure::start(Seed::from_yaml(seed).expect("seed")).await;
+        let mut args = azure.provider_args();
+        args.extend(azure.kube.provider_args());
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let env = azure.kube.env();
+        Env::launch_env(azure, args, &env).await
     }
 
     /// Starts the provider with exactly `args` and `env` added to its environment.
@@ -306,6 +318,7 @@ pub struct Request {
     pub params: BTreeMap<String, String>,
     pub pod: String,
     pub namespace: String,
+    pub service_account: String,
     pub tokens: BTreeMap<String, String>,
     /// `None` sends the literal `null`.
     pub secrets: Option<BTreeMap<String, String>>,
@@ -318,6 +331,7 @@ impl Request {
             params,
             pod: "app-7d9f8".into(),
             namespace: "default".into(),
+            service_account: "app".into(),
             tokens: BTreeMap::new(),
             secrets: None,
             permission: "420".into(),
@@ -338,6 +352,12 @@ impl Request {
             ("clientid".into(), id.into()),
             ("clientcertificate".into(), pem.into()),
         ]));
+        self
+    }
+
+    /// Workload identity without `clientID`: only the driver's service-account token.
+    pub fn token(mut self, token: &str) -> Request {
+        self.tokens.insert(WI_AUDIENCE.into(), token.into());
         self
     }
 
@@ -366,7 +386,7 @@ impl Request {
         );
         attributes.insert(
             "csi.storage.k8s.io/serviceAccount.name".into(),
-            "app".into(),
+            self.service_account.clone(),
         );
         attributes.insert("csi.storage.k8s.io/ephemeral".into(), "true".into());
         if !self.tokens.is_empty() {
