@@ -95,16 +95,6 @@ fn thumbprint(der: &[u8], alg: &'static ring::digest::Algorithm) -> String {
     URL_SAFE_NO_PAD.encode(ring::digest::digest(alg, der))
 }
 
-fn mount_line(env: &Env) -> serde_json::Value {
-    env.provider
-        .logs()
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["message"] == "mount")
-        .expect("a mount line")
-}
-
 #[tokio::test]
 async fn rsa_certificate_mounts_and_its_token_is_reused_by_thumbprint() {
     let chain = Chain::new(Algorithm::Rsa2048, true);
@@ -120,7 +110,7 @@ async fn rsa_certificate_mounts_and_its_token_is_reused_by_thumbprint() {
         (requests.len(), requests[0].grant, requests[0].status),
         (1, "certificate", 200)
     );
-    let line = mount_line(&env);
+    let line = env.mount_line("app-7d9f8");
     assert_eq!(line["identity"], "service_principal_certificate");
     assert_eq!(line["client_id"], CERT_CLIENT);
     assert_eq!(line["tenant"], TENANT);

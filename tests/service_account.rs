@@ -83,16 +83,6 @@ fn mount_as(env: &Env, sa: &str, pod: &str) -> Request {
     req
 }
 
-fn mount_line(env: &Env, pod: &str) -> serde_json::Value {
-    env.provider
-        .logs()
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["message"] == "mount" && v["pod"] == pod)
-        .expect("a mount line")
-}
-
 #[tokio::test]
 async fn the_annotation_names_the_client_and_one_get_serves_a_minute() {
     let env = Env::start_in_cluster(&seed(), &[]).await;
@@ -103,7 +93,7 @@ async fn the_annotation_names_the_client_and_one_get_serves_a_minute() {
             .expect("client id from the ServiceAccount");
         assert_eq!(files(&resp)["api-key"].1, API_KEY.as_bytes());
         assert_eq!(
-            mount_line(&env, pod)["client_id"],
+            env.mount_line(pod)["client_id"],
             WI_CLIENT,
             "the audit line names the client"
         );
@@ -143,7 +133,7 @@ async fn the_tenant_annotation_replaces_tenant_id() {
         (OTHER_TENANT, OTHER_TENANT_CLIENT),
         "the SPC said {TENANT}"
     );
-    assert_eq!(mount_line(&env, "elsewhere-1")["tenant"], OTHER_TENANT);
+    assert_eq!(env.mount_line("elsewhere-1")["tenant"], OTHER_TENANT);
     // The SPC may then leave tenantID out.
     let mut req = mount_as(&env, "elsewhere", "elsewhere-2");
     req.params.insert("keyvaultName".into(), "kv-other".into());

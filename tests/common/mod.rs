@@ -166,6 +166,17 @@ impl Env {
         values
     }
 
+    /// The provider's last `mount` log line (JSON) for pod `pod`.
+    pub fn mount_line(&self, pod: &str) -> serde_json::Value {
+        self.provider
+            .logs()
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message"] == "mount" && v["pod"] == pod)
+            .expect("a mount line")
+    }
+
     /// Adds `value` (e.g. a private key PEM) to what must never reach logs, errors or metrics.
     pub fn treat_as_secret(&self, value: &str) {
         self.secrets.lock().unwrap().push(value.to_string());

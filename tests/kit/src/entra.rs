@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::assertion::{self, Refusal, Verifier};
 use crate::fault::{self, Faults};
-use crate::https::ConnectionKiller;
+use crate::https::{self, ConnectionKiller};
 use crate::sa;
 use crate::seed::Seed;
 
@@ -180,21 +180,6 @@ async fn discovery(Path(tenant): Path<String>, headers: HeaderMap) -> Response {
     .into_response()
 }
 
-/// The URL a request was sent to, as the client named it (HTTP/2 authority or Host header).
-fn token_url(uri: &Uri, headers: &HeaderMap) -> String {
-    let host = uri
-        .authority()
-        .map(|a| a.to_string())
-        .or_else(|| {
-            headers
-                .get("host")
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    format!("https://{host}{}", uri.path())
-}
-
 async fn token(
     State(entra): State<Arc<Entra>>,
     Path(tenant): Path<String>,
@@ -214,7 +199,11 @@ async fn token(
     if let Some(a) = form.get("client_assertion") {
         entra.assertions.lock().unwrap().push(a.clone());
     }
-    let url = token_url(&uri, &headers);
+    let url = format!(
+        "https://{}{}",
+        https::request_host(&uri, &headers),
+        uri.path()
+    );
     let response = match entra.faults.enter("token").await {
         Some(f) => fault::apply(f, Some(&killer), json!({"error": "temporarily_unavailable", "error_description": "AADSTS50196: The server terminated an operation because it encountered a client request loop."})).await,
         None => entra.answer(&tenant, &client_id, &scope, &form, &url),
