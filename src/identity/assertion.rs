@@ -136,6 +136,50 @@ fn jti(rng: &SystemRandom) -> Result<String, SignError> {
 mod tests {
     use super::*;
 
+    /// An RSA key and its certificate, from the Go provider's fixtures.
+    const PEM: &str = include_str!(
+        "../../tests/fixtures/go-provider/decode-pkcs12-one-certificate-and-key.expected.pem"
+    );
+
+    fn part(jwt: &str, i: usize) -> serde_json::Value {
+        let text = jwt.split('.').nth(i).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn signed_as_microsoft_documents() {
+        let certificate = ClientCertificate::from_pem(PEM).unwrap();
+        let claims = Claims {
+            certificate: &certificate,
+            client_id: "cid",
+            audience: "https://login.example/t/oauth2/v2.0/token",
+            algorithm: Algorithm::Ps256,
+            send_chain: true,
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+        let jwt = claims.sign(now).unwrap();
+        let jwt = jwt.expose();
+        let (header, payload) = (part(jwt, 0), part(jwt, 1));
+        assert_eq!(header["alg"], "PS256");
+        assert_eq!(header["x5t#S256"], certificate.x5t_s256());
+        assert_eq!(header["x5c"][0], STANDARD.encode(&certificate.chain()[0]));
+        assert_eq!(payload["iss"], "cid");
+        assert_eq!(payload["sub"], "cid");
+        assert_eq!(payload["exp"], 1_600_000_600);
+        let (input, signature) = jwt.rsplit_once('.').unwrap();
+        let public =
+            ring::signature::RsaPublicKeyComponents::<Vec<u8>>::from(certificate.key().public());
+        public
+            .verify(
+                &ring::signature::RSA_PSS_2048_8192_SHA256,
+                input.as_bytes(),
+                &URL_SAFE_NO_PAD.decode(signature).unwrap(),
+            )
+            .expect("a PS256 signature by the certificate's key");
+        let again = claims.sign(now).unwrap();
+        assert_ne!(part(jwt, 1)["jti"], part(again.expose(), 1)["jti"]);
+    }
+
     #[test]
     fn algorithm_by_tenant_and_jti_shape() {
         assert_eq!(Algorithm::for_tenant("adfs"), Algorithm::Rs256);

@@ -297,3 +297,84 @@ impl PartialEq for ClientCertificate {
 }
 
 impl Eq for ClientCertificate {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// An RSA key and its certificate (valid 2020-05-22 to 2021-05-22), from the Go provider.
+    const PEM: &str = include_str!(
+        "../../tests/fixtures/go-provider/decode-pkcs12-one-certificate-and-key.expected.pem"
+    );
+
+    fn at(unix: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(unix)
+    }
+
+    #[test]
+    fn reads_key_and_certificate_and_checks_time() {
+        let cert = ClientCertificate::from_pem(PEM).unwrap();
+        assert_eq!(
+            cert.thumbprint(),
+            "7549A36217DB90A6C642594775E9C829664067C8"
+        );
+        assert_eq!(cert.chain().len(), 1);
+        assert_eq!(
+            cert.x5t(),
+            URL_SAFE_NO_PAD.encode(hex::decode(cert.thumbprint()).unwrap())
+        );
+        let debug = format!("{cert:?}");
+        assert!(debug.contains("<redacted>") && debug.contains(&cert.thumbprint()));
+        for line in PEM.lines().filter(|l| l.len() > 40) {
+            assert!(
+                !debug.contains(line),
+                "Debug shows no key or certificate bytes"
+            );
+        }
+        assert!(cert.check_validity(at(1_600_000_000)).is_ok(), "2020-09-13");
+        assert_eq!(
+            cert.check_validity(at(1_700_000_000)).unwrap_err().to_string(),
+            "the certificate (thumbprint 7549A36217DB90A6C642594775E9C829664067C8) expired at 2021-05-22T16:23:26Z: renew it, upload the new certificate to the app registration and update clientcertificate"
+        );
+        assert!(matches!(
+            cert.check_validity(at(1_500_000_000)),
+            Err(CertificateError::NotYetValid { ref not_before, .. }) if not_before == "2020-05-22T16:23:26Z"
+        ));
+    }
+
+    #[test]
+    fn refuses_what_cannot_sign() {
+        let (key, certificate) = PEM.split_at(PEM.find("-----BEGIN CERTIFICATE-----").unwrap());
+        let err = |text: &str| ClientCertificate::from_pem(text).unwrap_err();
+        assert_eq!(err(certificate), CertificateError::NoKey);
+        assert_eq!(err(key), CertificateError::NoCertificate);
+        assert_eq!(
+            err(&format!("{key}{key}{certificate}")),
+            CertificateError::SeveralKeys
+        );
+        assert!(
+            ClientCertificate::from_pem(&format!("{certificate}{key}")).is_ok(),
+            "the key may follow the certificates"
+        );
+        let ec = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert_eq!(err(&format!("{ec}{certificate}")), CertificateError::Ec);
+        let encrypted = key.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY");
+        assert_eq!(
+            err(&format!("{encrypted}{certificate}")),
+            CertificateError::Encrypted
+        );
+        let garbled = certificate.replacen("MII", "M!I", 1);
+        assert!(matches!(
+            err(&format!("{key}{garbled}")),
+            CertificateError::NotPem(_)
+        ));
+        assert_eq!(err("hello"), CertificateError::NotPem("no PEM block found"));
+        assert_eq!(err(&"x".repeat(MAX_PEM + 1)), CertificateError::TooLarge);
+        let not_der = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            err(&format!("{key}{not_der}")),
+            CertificateError::BadCertificate(1)
+        );
+    }
+}
