@@ -211,6 +211,7 @@ impl ServiceAccounts {
         let mut url = self.config.api_server.clone();
         url.path_segments_mut()
             .expect("an https URL has a path")
+            .pop_if_empty()
             .extend([
                 "api",
                 "v1",
