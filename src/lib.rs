@@ -8,15 +8,18 @@
 //! ```
 //!
 //! - `server`: the Unix-socket gRPC service, `/healthz` and `/metrics`; parses each request
-//!   with `request` and hands the `spec::MountSpec` to the provider.
+//!   with `request` (completing it from the pod's ServiceAccount through `kube` where asked) and
+//!   hands the `spec::MountSpec` to the provider.
 //! - `request`: the driver's JSON and the `objects` YAML into a validated spec, with the Go
 //!   provider's checks and texts. Only the server and the CLI read it.
 //! - `spec`: the domain: pod, identity, cloud, objects and the files each object writes.
 //! - `provider`: one mount in phases: vaults, plan, fetch (caches, per-vault bounds), render,
 //!   outcome.
-//! - `identity`: tokens for every identity mode, cached per credential material.
+//! - `identity`: tokens for every identity mode (client assertions signed with a service
+//!   principal's certificate included), cached per credential material.
 //! - `keyvault`: the Key Vault REST client (challenge, paging, errors worded for users).
 //! - `render`: Key Vault objects into file contents (encodings, PFX, chains, JWKs, JSON paths).
+//! - `kube`: the pod's ServiceAccount from the Kubernetes API (`--client-id-from-service-account`).
 //! - `http` and `retry`: the one outbound-call loop every hop uses; `net`: the HTTP client and
 //!   the proxies of the environment.
 //! - `cache`, `cloud`, `json_path`, `go`, `metrics`, `logging`, `secret`: shared pieces.
@@ -31,6 +34,7 @@ mod http;
 mod identity;
 mod json_path;
 mod keyvault;
+mod kube;
 pub mod logging;
 mod metrics;
 mod net;

@@ -98,8 +98,10 @@ async fn every_identity_mode_mounts_through_the_proxy() {
         // The upper-case name wins, as in Go.
         ("https_proxy", unused.as_str()),
     ];
-    let mut env = Env::launch_env(azure, args, &vars).await;
-    env.secrets.extend(proxy_secrets());
+    let env = Env::launch_env(azure, args, &vars).await;
+    for secret in proxy_secrets() {
+        env.treat_as_secret(&secret);
+    }
 
     let sp = env.sp(&objects(&[API_KEY_OBJECT]));
     let wi = Request::new(env.params(&objects(&[API_KEY_OBJECT])))
@@ -181,8 +183,10 @@ async fn http_proxy_carries_plain_http_with_credentials() {
     args.push("--nmi-endpoint=http://nmi.akv.test:2579".into());
     args.push("--imds-endpoint=http://imds.akv.test".into());
     let url = proxy_url_with_credentials(proxy.addr);
-    let mut env = Env::launch_env(azure, args, &[("HTTP_PROXY", url.as_str())]).await;
-    env.secrets.extend(proxy_secrets());
+    let env = Env::launch_env(azure, args, &[("HTTP_PROXY", url.as_str())]).await;
+    for secret in proxy_secrets() {
+        env.treat_as_secret(&secret);
+    }
 
     for mode in ["usePodIdentity", "useVMManagedIdentity"] {
         let req = Request::new(env.params(&objects(&[API_KEY_OBJECT]))).param(mode, "true");
@@ -262,8 +266,10 @@ async fn a_refusing_proxy_fails_naming_the_proxy() {
     let url = proxy_url_with_credentials(closed);
     let mut args = azure.provider_args();
     args.push("--mount-timeout=5s".into());
-    let mut env = Env::launch_env(azure, args, &[("HTTPS_PROXY", url.as_str())]).await;
-    env.secrets.extend(proxy_secrets());
+    let env = Env::launch_env(azure, args, &[("HTTPS_PROXY", url.as_str())]).await;
+    for secret in proxy_secrets() {
+        env.treat_as_secret(&secret);
+    }
     let started = Instant::now();
     let err = env.mount_sp(&[API_KEY_OBJECT]).await.unwrap_err();
     assert!(
@@ -287,8 +293,10 @@ async fn wrong_proxy_credentials_fail_naming_the_proxy() {
     let proxy = Tinyproxy::start(azure.hosts(), Some((PROXY_USER, "another-password"))).await;
     let args = args_without_resolve(&azure, TEST_HOSTS);
     let url = proxy_url_with_credentials(proxy.addr);
-    let mut env = Env::launch_env(azure, args, &[("HTTPS_PROXY", url.as_str())]).await;
-    env.secrets.extend(proxy_secrets());
+    let env = Env::launch_env(azure, args, &[("HTTPS_PROXY", url.as_str())]).await;
+    for secret in proxy_secrets() {
+        env.treat_as_secret(&secret);
+    }
     let err = env.mount_sp(&[API_KEY_OBJECT]).await.unwrap_err();
     let named = format!("through proxy http://xxxxx@{} (HTTPS_PROXY): ", proxy.addr);
     assert!(err.message().contains(&named), "{}", err.message());

@@ -79,7 +79,7 @@ async fn replicas_of_one_workload_identity_share_reads() {
         "and shares the read"
     );
     // The audit trail names the identity and says where the version came from.
-    let line = mount_line(&env, "pod-b");
+    let line = env.mount_line("pod-b");
     assert_eq!(
         (
             line["identity"].as_str(),
@@ -93,17 +93,6 @@ async fn replicas_of_one_workload_identity_share_reads() {
         served.starts_with("secret/api-key=") && served.ends_with(" cache"),
         "{served}"
     );
-}
-
-/// The JSON log line of the (last) mount of `pod`.
-fn mount_line(env: &Env, pod: &str) -> serde_json::Value {
-    env.provider
-        .logs()
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["message"] == "mount" && v["pod"] == pod)
-        .expect("a mount line")
 }
 
 #[tokio::test]
@@ -185,7 +174,7 @@ async fn pods_bound_to_different_nmi_identities_share_nothing() {
     // Bound to the same identity: shares the read.
     env.mount(nmi("app-second").build()).await.unwrap();
     assert_eq!(env.azure.keyvault.served_requests(), served);
-    assert_eq!(mount_line(&env, "app-second")["client_id"], POD_ID_CLIENT);
+    assert_eq!(env.mount_line("app-second")["client_id"], POD_ID_CLIENT);
     // Bound to another identity, without access: refused, not served from the cache.
     let e = env.mount(nmi("intruder").build()).await.unwrap_err();
     assert!(

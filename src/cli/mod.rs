@@ -16,6 +16,7 @@ use url::Url;
 use crate::cloud::{CloudError, CloudName};
 use crate::go;
 use crate::identity::{IdentityConfig, ProxyError, TokenProxyConfig};
+use crate::kube::{KubeConfig, KubeConfigError, ServiceAccounts};
 use crate::metrics::Metrics;
 use crate::net::{proxy, NetConfig, NetError, ResolveRule};
 use crate::provider::{MountError, Provider, ProviderConfig};
@@ -91,6 +92,24 @@ pub struct ServeArgs {
     /// Accepted for compatibility; this provider has no pprof endpoints.
     #[arg(long, default_value_t = 6060)]
     pprof_port: u16,
+    /// A workload identity SecretProviderClass without clientID (and without a service
+    /// principal Secret) takes the client id, and the tenant if given, from the
+    /// azure.workload.identity annotations of the pod's ServiceAccount. Needs get on
+    /// serviceaccounts.
+    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
+    client_id_from_service_account: bool,
+    /// Token the provider presents to the Kubernetes API (re-read for every request).
+    #[arg(
+        long,
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    kube_token_file: PathBuf,
+    /// CA certificates that sign the Kubernetes API server's certificate.
+    #[arg(
+        long,
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    )]
+    kube_ca_file: PathBuf,
     #[command(flatten)]
     provider: ProviderArgs,
 }
@@ -104,6 +123,10 @@ struct ProviderArgs {
     /// Also write FILE.crt and FILE.key beside each certificate-backed secret FILE.
     #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
     write_cert_and_key_in_separate_files: bool,
+    /// Certificate service principals send their chain (x5c) with the client assertion, for
+    /// subject name and issuer authentication.
+    #[arg(long, value_parser = go_bool, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
+    send_certificate_chain: bool,
     /// Cloud used when a SecretProviderClass sets no cloudName.
     #[arg(long, default_value = "AzurePublicCloud")]
     cloud_name: String,
@@ -172,12 +195,16 @@ pub struct MountArgs {
     /// Service account of the pod.
     #[arg(long, default_value = "default")]
     service_account: String,
-    /// Service principal client id (with --client-secret-file).
+    /// Service principal client id (with --client-secret-file or --client-certificate-file).
     #[arg(long)]
     client_id: Option<String>,
     /// File holding the service principal's client secret.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "client_certificate_file")]
     client_secret_file: Option<PathBuf>,
+    /// PEM file holding the service principal's certificate (leaf first, chain optional) and
+    /// its unencrypted private key.
+    #[arg(long)]
+    client_certificate_file: Option<PathBuf>,
     /// File holding a service-account token for audience api://AzureADTokenExchange.
     #[arg(long)]
     sa_token_file: Option<PathBuf>,
@@ -228,6 +255,8 @@ pub enum CliError {
     Net(#[from] NetError),
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error(transparent)]
+    Kube(#[from] KubeConfigError),
 }
 
 /// The request defaults and the mount path's settings the flags describe.
@@ -256,6 +285,8 @@ fn configure(args: ProviderArgs) -> Result<(RequestDefaults, ProviderConfig), Cl
         cloud_env_file: std::env::var_os("AZURE_ENVIRONMENT_FILEPATH")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from),
+        // The server turns it on when it can read ServiceAccounts.
+        client_id_from_service_account: false,
     };
     let config = ProviderConfig {
         render: RenderOptions {
@@ -278,6 +309,7 @@ fn configure(args: ProviderArgs) -> Result<(RequestDefaults, ProviderConfig), Cl
             imds_endpoint: args.imds_endpoint,
             nmi_endpoint: args.nmi_endpoint,
             token_proxy,
+            send_certificate_chain: args.send_certificate_chain,
         },
     };
     Ok((defaults, config))
@@ -315,6 +347,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     let (defaults, config) = configure(args.provider)?;
     let metrics = Arc::new(Metrics::default());
+    let service_accounts = match args.client_id_from_service_account {
+        true => {
+            let kube = KubeConfig::in_cluster(args.kube_token_file, args.kube_ca_file)?;
+            Some(ServiceAccounts::new(kube, &config.net, metrics.clone())?)
+        }
+        false => None,
+    };
     let provider = Arc::new(Provider::new(config, metrics.clone())?);
     let server_config = ServerConfig {
         socket: server::parse_endpoint(&args.endpoint)?,
@@ -326,7 +365,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         metrics_port: args.prometheus_port,
         defaults,
     };
-    server::run(server_config, provider, metrics, shutdown_signal()).await?;
+    server::run(
+        server_config,
+        provider,
+        metrics,
+        service_accounts,
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -343,6 +389,7 @@ pub async fn mount(args: Box<MountArgs>) -> Result<(), CliError> {
         service_account: args.service_account,
         client_id: args.client_id,
         client_secret_file: args.client_secret_file,
+        client_certificate_file: args.client_certificate_file,
         sa_token_file: args.sa_token_file,
         identity_binding_token_file: args.identity_binding_token_file,
         out: args.out.unwrap_or_default(),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::manifest;
 use super::CliError;
 use crate::provider::Provider;
-use crate::request::{self, auth, keys, RequestDefaults};
+use crate::request::{self, auth, keys, Parsed, RequestDefaults};
 use crate::spec::{FileRole, MountSpec};
 
 /// What the person running the command supplied.
@@ -22,9 +22,10 @@ pub struct LocalMount {
     pub pod_namespace: String,
     pub pod_name: String,
     pub service_account: String,
-    /// Service principal: client id plus a file holding the secret.
+    /// Service principal: client id plus a file holding the secret or the certificate and key.
     pub client_id: Option<String>,
     pub client_secret_file: Option<PathBuf>,
+    pub client_certificate_file: Option<PathBuf>,
     /// A service-account token (audience `api://AzureADTokenExchange`) for workload identity.
     pub sa_token_file: Option<PathBuf>,
     /// A service-account token (audience `api://AKSIdentityBinding`) for identity binding.
@@ -45,7 +46,13 @@ impl LocalMount {
     /// The mount the driver would ask for, parsed as the server parses it.
     async fn spec(&self, defaults: &RequestDefaults) -> Result<MountSpec, CliError> {
         let (attributes, secrets) = self.envelope()?;
-        Ok(request::parse(&attributes, &secrets, "420", defaults).await?)
+        match request::parse(&attributes, &secrets, "420", defaults).await? {
+            Parsed::Ready(spec) => Ok(spec),
+            Parsed::Pending(_) => Err(CliError::Usage(
+                "mount does not read ServiceAccounts: set clientID in the SecretProviderClass"
+                    .into(),
+            )),
+        }
     }
 
     /// The attributes and secrets JSON the driver would send for this SecretProviderClass.
@@ -81,17 +88,24 @@ impl LocalMount {
                 serde_json::to_string(&tokens).expect("JSON map"),
             );
         }
-        let secrets = match (&self.client_id, &self.client_secret_file) {
-            (Some(id), Some(file)) => {
+        let secrets = match (
+            &self.client_id,
+            &self.client_secret_file,
+            &self.client_certificate_file,
+        ) {
+            (Some(id), Some(file), None) => {
                 serde_json::json!({ "clientid": id, "clientsecret": read_trimmed(file)? })
                     .to_string()
             }
-            (None, None) => "null".to_string(),
-            _ => {
-                return Err(CliError::Usage(
-                    "--client-id and --client-secret-file go together".into(),
-                ))
+            (Some(id), None, Some(file)) => {
+                serde_json::json!({ "clientid": id, "clientcertificate": read_trimmed(file)? })
+                    .to_string()
             }
+            (None, None, None) => "null".to_string(),
+            _ => return Err(CliError::Usage(
+                "--client-id goes with one of --client-secret-file and --client-certificate-file"
+                    .into(),
+            )),
         };
         Ok((
             serde_json::to_string(&attributes).expect("string map"),

@@ -1,20 +1,50 @@
 //! The Entra ID v2 token endpoint (`POST {authority}{tenant}/oauth2/v2.0/token`) for the client
-//! credentials grant, with a client secret (service principal) or a client assertion (the
-//! federated service-account token of workload identity), and its AADSTS errors turned into
-//! advice.
+//! credentials grant, with a client secret (service principal), a client assertion signed with a
+//! certificate (certificate service principal) or a federated client assertion (the
+//! service-account token of workload identity), and its AADSTS errors turned into advice.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use url::Url;
 
+use super::assertion::{Algorithm, Claims};
 use super::token::OAuthError;
 use super::{AccessToken, Endpoint, Identity, IdentityError, Problem, TokenRequest};
 use crate::cache::CacheKey;
 use crate::http::{self, Policy};
 use crate::retry::Deadline;
 use crate::secret::Secret;
+use crate::spec::ClientCertificate;
 
 pub enum Grant<'a> {
     Secret(&'a Secret),
+    /// A token issued by someone Entra ID trusts (federation): used as it is.
     Assertion(&'a Secret),
+    /// An assertion signed afresh for every attempt with the certificate's key.
+    Certificate {
+        certificate: &'a ClientCertificate,
+        /// `--send-certificate-chain`: add `x5c` for subject name and issuer authentication.
+        send_chain: bool,
+    },
+}
+
+/// Which credential Entra ID judged, for advice on its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Secret,
+    Federated,
+    Certificate,
+}
+
+impl Grant<'_> {
+    fn kind(&self) -> Kind {
+        match self {
+            Grant::Secret(_) => Kind::Secret,
+            Grant::Assertion(_) => Kind::Federated,
+            Grant::Certificate { .. } => Kind::Certificate,
+        }
+    }
 }
 
 /// Token responses are small; anything larger is not Entra ID.
@@ -31,6 +61,8 @@ pub struct Exchange<'a> {
     pub grant: Grant<'a>,
     /// The client never uses a proxy (the identity-binding token proxy's own client).
     pub direct: bool,
+    /// The tenant in the URL: AD FS (`adfs`) gets RS256 assertions, Entra ID PS256.
+    pub tenant: &'a str,
 }
 
 /// Requests a token from the cloud's authority host.
@@ -67,6 +99,7 @@ pub async fn token(
         scope: req.scope,
         grant,
         direct: false,
+        tenant: req.tenant,
     };
     let identity = Identity {
         mode: req.credential.mode_name(),
@@ -88,27 +121,18 @@ impl Exchange<'_> {
         identity: Identity,
         deadline: Deadline,
     ) -> Result<AccessToken, Problem> {
-        let mut form = vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client_id),
-            ("scope", self.scope),
-        ];
-        match self.grant {
-            Grant::Secret(secret) => form.push(("client_secret", secret.expose())),
-            Grant::Assertion(assertion) => {
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ));
-                form.push(("client_assertion", assertion.expose()));
-            }
-        }
-        let body = Secret::new(
-            url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(&form)
-                .finish(),
-        );
+        let first = self.form()?;
+        // A retried certificate grant carries a new assertion (its own jti): an endpoint that
+        // saw the first one may refuse it as replayed. Signing cannot fail once it has worked,
+        // but should it, the first assertion is still valid and is sent again.
+        let sent = AtomicBool::new(false);
         let build = || {
+            let fresh = matches!(self.grant, Grant::Certificate { .. })
+                && sent.swap(true, Ordering::Relaxed);
+            let body = match fresh {
+                true => self.form().unwrap_or_else(|_| first.clone()),
+                false => first.clone(),
+            };
             let mut request = self.http.post(self.url.clone());
             if let Some(host) = self.host {
                 request = request.header("host", host);
@@ -132,13 +156,62 @@ impl Exchange<'_> {
             return AccessToken::from_answer(&answer, self.url.as_str(), key, identity);
         }
         let error = OAuthError::of(&answer);
-        Err(Problem::Refused(describe(answer.status, &error)))
+        Err(Problem::Refused(describe(
+            answer.status,
+            &error,
+            self.grant.kind(),
+        )))
+    }
+
+    /// The form body of one attempt.
+    fn form(&self) -> Result<Secret, Problem> {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id),
+            ("scope", self.scope),
+        ];
+        let signed;
+        let assertion = match self.grant {
+            Grant::Secret(secret) => {
+                form.push(("client_secret", secret.expose()));
+                None
+            }
+            Grant::Assertion(assertion) => Some(assertion),
+            Grant::Certificate {
+                certificate,
+                send_chain,
+            } => {
+                let claims = Claims {
+                    certificate,
+                    client_id: self.client_id,
+                    audience: self.url.as_str(),
+                    algorithm: Algorithm::for_tenant(self.tenant),
+                    send_chain,
+                };
+                signed = claims
+                    .sign(SystemTime::now())
+                    .map_err(|e| Problem::Setup(e.to_string()))?;
+                Some(&signed)
+            }
+        };
+        if let Some(assertion) = assertion {
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+            form.push(("client_assertion", assertion.expose()));
+        }
+        Ok(Secret::new(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&form)
+                .finish(),
+        ))
     }
 }
 
 /// Entra's own error, shortened to its first sentence group (the rest is trace ids), plus what
 /// to fix for the codes users hit most.
-fn describe(status: u16, error: &OAuthError) -> String {
+fn describe(status: u16, error: &OAuthError, kind: Kind) -> String {
     let description = error
         .error_description
         .split(" Trace ID:")
@@ -168,22 +241,31 @@ fn describe(status: u16, error: &OAuthError) -> String {
             .collect();
         digits.parse().ok()
     });
-    let advice = match code {
-        Some(700016) => "check clientID and tenantID: the application is not registered in this tenant",
-        Some(90002) | Some(900023) => "check tenantID: the tenant does not exist in this cloud",
-        Some(7000215) | Some(7000222) => "the client secret is wrong or expired: update clientsecret in the nodePublishSecretRef Secret",
-        Some(70021) | Some(700211) | Some(700212) | Some(700213) => "no federated identity credential matches the service-account token: check the credential's issuer (the cluster's OIDC issuer URL), subject system:serviceaccount:<namespace>:<service account> and audience api://AzureADTokenExchange",
-        Some(700024) => "the service-account token has expired: the driver sends a fresh one on the next mount",
-        Some(50027) | Some(50126) => "the service-account token is not a valid JWT for this issuer",
-        Some(1002012) | Some(70011) => "the requested scope is not valid for Key Vault",
-        _ => "",
-    };
-    if !advice.is_empty() {
+    if let Some(advice) = code.and_then(|code| advice(code, kind)) {
         text.push_str(" (");
         text.push_str(advice);
         text.push(')');
     }
     text
+}
+
+/// What to fix for an AADSTS code, given the credential Entra ID judged.
+fn advice(code: u64, kind: Kind) -> Option<&'static str> {
+    Some(match (code, kind) {
+        (700016, _) => "check clientID and tenantID: the application is not registered in this tenant",
+        (90002 | 900023, _) => "check tenantID: the tenant does not exist in this cloud",
+        (7000215 | 7000222, _) => "the client secret is wrong or expired: update clientsecret in the nodePublishSecretRef Secret",
+        (70021 | 700211 | 700212 | 700213, _) => "no federated identity credential matches the service-account token: check the credential's issuer (the cluster's OIDC issuer URL), subject system:serviceaccount:<namespace>:<service account> and audience api://AzureADTokenExchange",
+        (700027, _) => "the certificate in clientcertificate is not registered on the application, has expired there, or does not match its signature: upload the certificate (the thumbprint above) under Certificates & secrets of the app registration, or, for subject name and issuer authentication, run the provider with --send-certificate-chain=true",
+        (700030, _) => "the certificate's subject is not trusted by the application (trustedCertificateSubjects): check the subject name, and that the chain in clientcertificate leads to the trusted issuer",
+        (50032, _) => "the certificate's RSA key is too short: use a key of 2048 bits or more",
+        (700024, Kind::Certificate) => "the client assertion is outside its valid time: check the node's clock",
+        (700024, _) => "the service-account token has expired: the driver sends a fresh one on the next mount",
+        (50027 | 50048 | 700021, Kind::Certificate) => "Entra ID refused the client assertion: check that clientid is the application (client) id and tenantID the application's tenant",
+        (50027 | 50126, _) => "the service-account token is not a valid JWT for this issuer",
+        (1002012 | 70011, _) => "the requested scope is not valid for Key Vault",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -197,7 +279,7 @@ mod tests {
             error_description: "AADSTS700016: Application with identifier 'x' was not found in the directory 'y'. Trace ID: abc Correlation ID: def".into(),
             error_codes: vec![700016],
         };
-        let text = describe(400, &e);
+        let text = describe(400, &e, Kind::Secret);
         assert!(text.starts_with(
             "400 unauthorized_client: AADSTS700016: Application with identifier 'x' was not found"
         ));
@@ -208,6 +290,14 @@ mod tests {
             error_description: "AADSTS700213: No matching federated identity record found".into(),
             error_codes: vec![],
         };
-        assert!(describe(400, &e).contains("subject system:serviceaccount:"));
+        assert!(describe(400, &e, Kind::Federated).contains("subject system:serviceaccount:"));
+        let e = OAuthError {
+            error: "invalid_client".into(),
+            error_description: "AADSTS700024: Client assertion is not within its valid time range."
+                .into(),
+            error_codes: vec![700024],
+        };
+        assert!(describe(400, &e, Kind::Certificate).contains("check the node's clock"));
+        assert!(describe(400, &e, Kind::Federated).contains("the driver sends a fresh one"));
     }
 }

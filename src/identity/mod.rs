@@ -1,8 +1,9 @@
 //! Access tokens for Key Vault, for every identity mode: workload identity and service principal
-//! through the Entra ID v2 token endpoint, VM managed identity through IMDS, pod identity through
+//! (client secret or certificate) through the Entra ID v2 token endpoint, VM managed identity through IMDS, pod identity through
 //! NMI. Tokens are cached per credential material (see [`crate::cache`]) and fetched once for
 //! concurrent mounts.
 
+mod assertion;
 mod entra;
 mod error;
 mod imds;
@@ -34,6 +35,9 @@ pub struct IdentityConfig {
     /// `--nmi-endpoint`, default `http://localhost:2579`.
     pub nmi_endpoint: Url,
     pub token_proxy: TokenProxyConfig,
+    /// `--send-certificate-chain`: certificate service principals send `x5c` (subject name and
+    /// issuer authentication).
+    pub send_certificate_chain: bool,
 }
 
 /// Who a token is requested for.
@@ -109,6 +113,17 @@ impl Tokens {
                 .part(req.tenant)
                 .part(client_id)
                 .part(secret.expose()),
+            // The thumbprint, not the key: the parser proved that the mount holds the key of
+            // exactly this certificate.
+            Credential::ServicePrincipalCertificate {
+                client_id,
+                certificate,
+            } => k
+                .part("service-principal-certificate")
+                .part(req.cloud.authority_host.as_str())
+                .part(req.tenant)
+                .part(client_id)
+                .part(&hex::encode(certificate.sha256())),
             Credential::VmManagedIdentity { client_id } => k
                 .part("imds")
                 .part(self.config.imds_endpoint.as_str())
@@ -185,6 +200,16 @@ impl Tokens {
             }
             Credential::ServicePrincipal { client_id, secret } => {
                 let grant = entra::Grant::Secret(secret);
+                entra::token(&self.http, req, client_id, grant, key, deadline).await
+            }
+            Credential::ServicePrincipalCertificate {
+                client_id,
+                certificate,
+            } => {
+                let grant = entra::Grant::Certificate {
+                    certificate,
+                    send_chain: self.config.send_certificate_chain,
+                };
                 entra::token(&self.http, req, client_id, grant, key, deadline).await
             }
             Credential::VmManagedIdentity { client_id } => {

@@ -147,6 +147,7 @@ impl TokenProxy {
             scope: req.scope,
             grant: Grant::Assertion(assertion),
             direct: true,
+            tenant: req.tenant,
         };
         let identity = Identity {
             mode: req.credential.mode_name(),

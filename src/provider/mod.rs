@@ -89,6 +89,13 @@ pub struct Provider {
     versions: Store<Vec<VersionItem>>,
 }
 
+/// When one mount must be done: its outbound calls stop at `calls`, and it answers by `end`.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub calls: Deadline,
+    end: tokio::time::Instant,
+}
+
 /// What every Key Vault call of one mount shares.
 struct Scope<'a> {
     auth: MountAuth<'a>,
@@ -126,15 +133,29 @@ impl Provider {
         })
     }
 
-    /// Mounts `spec` within `--mount-timeout`.
-    pub async fn mount(&self, spec: &MountSpec) -> Result<Mounted, MountError> {
+    /// The budget of a mount starting now (`--mount-timeout`).
+    pub fn budget(&self) -> Budget {
         let budget = self.config.mount_timeout;
         // Outbound calls give up a little earlier than the mount, so a hop that does not answer
         // fails with an error naming its objects; the outer timeout is only the backstop.
         let calls = budget.saturating_sub((budget / 4).min(Duration::from_secs(2)));
-        tokio::time::timeout(budget, self.mount_within(spec, Deadline::after(calls)))
+        Budget {
+            calls: Deadline::after(calls),
+            end: tokio::time::Instant::now() + budget,
+        }
+    }
+
+    /// Mounts `spec` within `--mount-timeout`.
+    pub async fn mount(&self, spec: &MountSpec) -> Result<Mounted, MountError> {
+        self.mount_in(spec, self.budget()).await
+    }
+
+    /// Mounts `spec` within what is left of `budget` (its caller may have spent some, e.g.
+    /// reading the pod's ServiceAccount).
+    pub async fn mount_in(&self, spec: &MountSpec, budget: Budget) -> Result<Mounted, MountError> {
+        tokio::time::timeout_at(budget.end, self.mount_within(spec, budget.calls))
             .await
-            .unwrap_or(Err(MountError::Timeout(budget)))
+            .unwrap_or(Err(MountError::Timeout(self.config.mount_timeout)))
     }
 
     async fn mount_within(

@@ -1,13 +1,16 @@
 //! Which identity a mount uses and the credential material it carries, decided exactly as the Go
 //! provider's `buildAuthConfig`/`NewConfig` do (provider-behaviour §3.1), with its error texts
-//! plus a sentence on what to fix.
+//! plus a sentence on what to fix; beyond it, certificate service principals and (opt-in) the
+//! workload identity's client id from the pod's ServiceAccount.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde::Deserialize;
 
 use crate::secret::{describe_json_error, Secret};
-use crate::spec::Credential;
+use crate::spec::{CertificateError, ClientCertificate, Credential};
 
 /// Audience of the service-account token exchanged for workload identity.
 pub const WORKLOAD_IDENTITY_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -53,12 +56,32 @@ pub enum AuthProblem {
     WorkloadIdentityToken(TokenError),
     #[error("failed to get credentials, nodePublishSecretRef secret is not set: set clientID for workload identity, or reference a Secret with clientid and clientsecret in the volume's nodePublishSecretRef")]
     NoNodePublishSecret,
+    /// As [`AuthProblem::NoNodePublishSecret`], when the ServiceAccount lookup is enabled but
+    /// could not apply.
+    #[error("failed to get credentials, nodePublishSecretRef secret is not set: set clientID for workload identity, or reference a Secret with clientid and clientsecret in the volume's nodePublishSecretRef; the client id was not looked up in the pod's ServiceAccount (--client-id-from-service-account) because the driver sent no service-account token for {WORKLOAD_IDENTITY_AUDIENCE}: add it to spec.tokenRequests of the CSIDriver secrets-store.csi.k8s.io")]
+    NoNodePublishSecretNorToken,
     #[error(
         "could not find clientid in secrets: the nodePublishSecretRef Secret needs a clientid key"
     )]
     NoClientId,
-    #[error("could not find clientsecret in secrets: the nodePublishSecretRef Secret needs a clientsecret key")]
+    #[error("could not find clientsecret in secrets: the nodePublishSecretRef Secret needs a clientsecret key (or clientcertificate: a PEM certificate and its private key)")]
     NoClientSecret,
+    #[error("the nodePublishSecretRef Secret has both clientsecret and clientcertificate: keep the one the service principal should use")]
+    SecretAndCertificate,
+    #[error("clientcertificate in the nodePublishSecretRef Secret {0}")]
+    Certificate(CertificateError),
+    #[error("the driver sent no valid ServiceAccount name ({0:?}) to look up the client id: the CSIDriver secrets-store.csi.k8s.io must set podInfoOnMount: true")]
+    ServiceAccountName(String),
+    #[error("ServiceAccount {namespace}/{name} has no azure.workload.identity/client-id annotation: annotate the ServiceAccount with azure.workload.identity/client-id or set clientID in the SecretProviderClass (or reference a service principal Secret in nodePublishSecretRef)")]
+    ServiceAccountClientId { namespace: String, name: String },
+    #[error("the {annotation} annotation of ServiceAccount {namespace}/{name} is not valid ({value:?}): use the identity's {what} GUID")]
+    ServiceAccountAnnotation {
+        namespace: String,
+        name: String,
+        annotation: &'static str,
+        what: &'static str,
+        value: String,
+    },
     #[error(
         "pod information is not available. deploy a CSIDriver object to set podInfoOnMount: true"
     )]
@@ -103,10 +126,64 @@ pub struct AuthInputs<'a> {
     pub secrets: Option<&'a BTreeMap<String, String>>,
     pub pod_namespace: &'a str,
     pub pod_name: &'a str,
+    /// `csi.storage.k8s.io/serviceAccount.name`.
+    pub service_account: &'a str,
+    /// `--client-id-from-service-account`.
+    pub client_id_from_service_account: bool,
+}
+
+/// The identity a mount uses.
+#[derive(Debug)]
+pub enum Decision {
+    Credential(Credential),
+    /// Workload identity whose client id the pod's ServiceAccount names (its
+    /// `azure.workload.identity/client-id` annotation), to be read before the mount.
+    FromServiceAccount {
+        assertion: Secret,
+        namespace: String,
+        name: String,
+    },
+}
+
+/// The node-publish secret's value for `wanted`, keys matched case-insensitively as upstream.
+fn secret_value<'a>(
+    secrets: Option<&'a BTreeMap<String, String>>,
+    wanted: &str,
+) -> Option<&'a str> {
+    secrets?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(wanted))
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// The workload-identity token when the client id is to come from the pod's ServiceAccount:
+/// only with the flag, without a mode flag and `clientID` (which always win, as before), when
+/// the node-publish secret carries no service principal key (which keeps service-principal SPCs
+/// working unchanged, and their errors when a key is missing), and when the driver sent the
+/// token the exchange needs (else the upstream error stands).
+fn service_account_assertion(inputs: &AuthInputs) -> Option<Secret> {
+    let service_principal = ["clientid", "clientsecret", "clientcertificate"]
+        .iter()
+        .any(|k| secret_value(inputs.secrets, k).is_some());
+    if !inputs.client_id_from_service_account
+        || inputs.mode != Mode::None
+        || !inputs.client_id.is_empty()
+        || service_principal
+    {
+        return None;
+    }
+    token_for(inputs.sa_tokens, WORKLOAD_IDENTITY_AUDIENCE).ok()
+}
+
+/// Whether the client id is to be read from the pod's ServiceAccount (then `tenantID` may come
+/// from there too).
+pub fn uses_service_account(inputs: &AuthInputs) -> bool {
+    service_account_assertion(inputs).is_some()
 }
 
 /// Decides the credential, in the Go provider's order and with its texts.
-pub fn credential(inputs: &AuthInputs) -> Result<Credential, AuthError> {
+pub fn credential(inputs: &AuthInputs) -> Result<Decision, AuthError> {
     let fail = |problem| AuthError {
         mode: inputs.mode,
         problem,
@@ -121,10 +198,10 @@ pub fn credential(inputs: &AuthInputs) -> Result<Credential, AuthError> {
             }
             let assertion = token_for(inputs.sa_tokens, IDENTITY_BINDING_AUDIENCE)
                 .map_err(|e| fail(AuthProblem::ProxyToken(e)))?;
-            return Ok(Credential::IdentityBinding {
+            return Ok(Decision::Credential(Credential::IdentityBinding {
                 client_id: inputs.client_id.to_string(),
                 assertion,
-            });
+            }));
         }
         // Upstream demands the workload-identity token whenever clientID is set, even when a
         // mode flag then decides the credential; keep that so SPCs fail the same way.
@@ -132,18 +209,34 @@ pub fn credential(inputs: &AuthInputs) -> Result<Credential, AuthError> {
             let assertion = token_for(inputs.sa_tokens, WORKLOAD_IDENTITY_AUDIENCE)
                 .map_err(|e| fail(AuthProblem::WorkloadIdentityToken(e)))?;
             if inputs.mode == Mode::None {
-                return Ok(Credential::WorkloadIdentity {
+                return Ok(Decision::Credential(Credential::WorkloadIdentity {
                     client_id: inputs.client_id.to_string(),
                     assertion,
-                });
+                }));
             }
         }
         _ => {}
     }
+    if let Some(assertion) = service_account_assertion(inputs) {
+        let (namespace, name) = (inputs.pod_namespace, inputs.service_account);
+        if !is_dns_subdomain(name) || !is_dns_label(namespace) {
+            return Err(fail(AuthProblem::ServiceAccountName(name.to_string())));
+        }
+        return Ok(Decision::FromServiceAccount {
+            assertion,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        });
+    }
+    Ok(Decision::Credential(by_mode(inputs).map_err(fail)?))
+}
+
+/// The credential of a mode flag, or else of the node-publish secret.
+fn by_mode(inputs: &AuthInputs) -> Result<Credential, AuthProblem> {
     match inputs.mode {
         Mode::PodIdentity => {
             if inputs.pod_namespace.is_empty() || inputs.pod_name.is_empty() {
-                return Err(fail(AuthProblem::NoPodInfo));
+                return Err(AuthProblem::NoPodInfo);
             }
             Ok(Credential::PodIdentity {
                 namespace: inputs.pod_namespace.to_string(),
@@ -156,24 +249,51 @@ pub fn credential(inputs: &AuthInputs) -> Result<Credential, AuthError> {
                 .map(str::to_string),
         }),
         Mode::None | Mode::AzureTokenProxy => {
-            let secrets = inputs
-                .secrets
-                .ok_or_else(|| fail(AuthProblem::NoNodePublishSecret))?;
-            let find = |wanted: &str| {
-                secrets
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(wanted))
-                    .map(|(_, v)| v.trim())
-                    .filter(|v| !v.is_empty())
-            };
-            let client_id = find("clientid").ok_or_else(|| fail(AuthProblem::NoClientId))?;
-            let secret = find("clientsecret").ok_or_else(|| fail(AuthProblem::NoClientSecret))?;
-            Ok(Credential::ServicePrincipal {
-                client_id: client_id.to_string(),
-                secret: Secret::new(secret),
-            })
+            if inputs.secrets.is_none() {
+                return Err(match inputs.client_id_from_service_account {
+                    true => AuthProblem::NoNodePublishSecretNorToken,
+                    false => AuthProblem::NoNodePublishSecret,
+                });
+            }
+            let find = |wanted| secret_value(inputs.secrets, wanted);
+            let client_id = find("clientid").ok_or(AuthProblem::NoClientId)?.to_string();
+            match (find("clientsecret"), find("clientcertificate")) {
+                (Some(_), Some(_)) => Err(AuthProblem::SecretAndCertificate),
+                (Some(secret), None) => Ok(Credential::ServicePrincipal {
+                    client_id,
+                    secret: Secret::new(secret),
+                }),
+                (None, Some(pem)) => Ok(Credential::ServicePrincipalCertificate {
+                    client_id,
+                    certificate: Arc::new(certificate(pem).map_err(AuthProblem::Certificate)?),
+                }),
+                (None, None) => Err(AuthProblem::NoClientSecret),
+            }
         }
     }
+}
+
+/// The certificate of a `clientcertificate`, valid now.
+fn certificate(pem: &str) -> Result<ClientCertificate, CertificateError> {
+    let certificate = ClientCertificate::from_pem(pem)?;
+    certificate.check_validity(SystemTime::now())?;
+    Ok(certificate)
+}
+
+/// A Kubernetes namespace name (RFC 1123 label).
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// A Kubernetes object name such as a ServiceAccount's (RFC 1123 subdomain).
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label)
 }
 
 #[cfg(test)]
@@ -194,6 +314,16 @@ mod tests {
             secrets,
             pod_namespace: "ns",
             pod_name: "pod",
+            service_account: "app",
+            client_id_from_service_account: false,
+        }
+    }
+
+    /// The credential decided, when it is one.
+    fn decided(inputs: &AuthInputs) -> Credential {
+        match credential(inputs).unwrap() {
+            Decision::Credential(c) => c,
+            other => panic!("not a credential: {other:?}"),
         }
     }
 
@@ -205,7 +335,7 @@ mod tests {
             ("clientid".into(), "x".into()),
             ("clientsecret".into(), "y".into()),
         ]);
-        let c = credential(&inputs(Mode::None, "cid", WI, Some(&secrets))).unwrap();
+        let c = decided(&inputs(Mode::None, "cid", WI, Some(&secrets)));
         assert!(
             matches!(c, Credential::WorkloadIdentity { ref client_id, ref assertion } if client_id == "cid" && assertion.expose() == "sa-jwt")
         );
@@ -217,7 +347,7 @@ mod tests {
             ("ClientID".into(), "id".into()),
             ("CLIENTSECRET".into(), "pw".into()),
         ]);
-        let c = credential(&inputs(Mode::None, "", "", Some(&secrets))).unwrap();
+        let c = decided(&inputs(Mode::None, "", "", Some(&secrets)));
         assert!(
             matches!(c, Credential::ServicePrincipal { ref client_id, .. } if client_id == "id")
         );
@@ -257,13 +387,101 @@ mod tests {
         let mut i = inputs(Mode::VmManagedIdentity, "", "", None);
         i.user_assigned_identity_id = "uami";
         assert_eq!(
-            credential(&i).unwrap(),
+            decided(&i),
             Credential::VmManagedIdentity {
                 client_id: Some("uami".into())
             }
         );
-        let c = credential(&inputs(Mode::PodIdentity, "cid", WI, None)).unwrap();
+        let c = decided(&inputs(Mode::PodIdentity, "cid", WI, None));
         assert!(matches!(c, Credential::PodIdentity { .. }));
+    }
+
+    #[test]
+    fn service_principal_with_both_or_a_bad_certificate() {
+        let both = BTreeMap::from([
+            ("clientid".into(), "id".into()),
+            ("clientsecret".into(), "pw".into()),
+            ("ClientCertificate".into(), "pem".into()),
+        ]);
+        let e = credential(&inputs(Mode::None, "", "", Some(&both))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("both clientsecret and clientcertificate"),
+            "{e}"
+        );
+        let bad = BTreeMap::from([
+            ("clientid".into(), "id".into()),
+            ("clientcertificate".into(), "not pem".into()),
+        ]);
+        let e = credential(&inputs(Mode::None, "", "", Some(&bad))).unwrap_err();
+        assert!(e.to_string().starts_with("failed to build auth config for mode None: clientcertificate in the nodePublishSecretRef Secret is not valid PEM (no PEM block found)"), "{e}");
+    }
+
+    #[test]
+    fn service_account_lookup_applies_only_where_nothing_else_names_the_identity() {
+        let lookup = |mode, client_id, tokens, secrets| {
+            let mut i = inputs(mode, client_id, tokens, secrets);
+            i.client_id_from_service_account = true;
+            credential(&i)
+        };
+        assert!(matches!(
+            lookup(Mode::None, "", WI, None).unwrap(),
+            Decision::FromServiceAccount { ref namespace, ref name, .. } if namespace == "ns" && name == "app"
+        ));
+        let token_only = BTreeMap::from([(
+            "csi.storage.k8s.io/serviceAccount.tokens".into(),
+            "{}".into(),
+        )]);
+        assert!(
+            matches!(lookup(Mode::None, "", WI, Some(&token_only)).unwrap(), Decision::FromServiceAccount { .. }),
+            "a secrets map without service principal keys (tokens in secrets, K8s 1.35) still looks up"
+        );
+        let sp = BTreeMap::from([
+            ("ClientID".into(), "id".into()),
+            ("clientsecret".into(), "pw".into()),
+        ]);
+        assert!(matches!(
+            lookup(Mode::None, "", WI, Some(&sp)).unwrap(),
+            Decision::Credential(Credential::ServicePrincipal { .. })
+        ));
+        let id_only = BTreeMap::from([("clientid".into(), "id".into())]);
+        assert!(
+            lookup(Mode::None, "", WI, Some(&id_only))
+                .unwrap_err()
+                .to_string()
+                .contains("could not find clientsecret"),
+            "a partial service principal keeps its error"
+        );
+        assert!(matches!(
+            lookup(Mode::None, "cid", WI, None).unwrap(),
+            Decision::Credential(Credential::WorkloadIdentity { .. })
+        ));
+        assert!(matches!(
+            lookup(Mode::VmManagedIdentity, "", WI, None).unwrap(),
+            Decision::Credential(Credential::VmManagedIdentity { .. })
+        ));
+        let e = lookup(Mode::None, "", "", None).unwrap_err().to_string();
+        assert!(e.starts_with("failed to build auth config for mode None: failed to get credentials, nodePublishSecretRef secret is not set") && e.contains("sent no service-account token for api://AzureADTokenExchange"), "{e}");
+        let mut bad = inputs(Mode::None, "", WI, None);
+        bad.client_id_from_service_account = true;
+        bad.service_account = "../x";
+        assert!(credential(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("no valid ServiceAccount name"));
+    }
+
+    #[test]
+    fn kubernetes_names() {
+        assert!(
+            is_dns_label("kube-system")
+                && !is_dns_label("-a")
+                && !is_dns_label("A")
+                && !is_dns_label("")
+        );
+        assert!(
+            is_dns_subdomain("app.v1") && !is_dns_subdomain("a..b") && !is_dns_subdomain("a/b")
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! cloud, vault and objects, with every check of the Go provider in its order and with its texts.
 //!
 //! Nothing here performs network I/O; the only file read is an AzureStackCloud environment file.
+//! A mount whose client id is to come from the pod's ServiceAccount is parsed into a [`Pending`]
+//! mount, which the caller completes with what the ServiceAccount says.
 
 pub mod auth;
 pub mod objects;
@@ -14,7 +16,8 @@ use std::path::PathBuf;
 use crate::cloud::{self, Cloud, CloudError, CloudName};
 use crate::go;
 use crate::secret::describe_json_error;
-use crate::spec::{MountSpec, ObjectSpec, PodInfo};
+use crate::secret::Secret;
+use crate::spec::{Credential, MountSpec, ObjectSpec, PodInfo, ServiceAccountIdentity};
 pub use auth::{AuthError, Mode};
 pub use objects::ObjectsError;
 
@@ -51,6 +54,9 @@ pub struct RequestDefaults {
     /// `AZURE_ENVIRONMENT_FILEPATH` of the provider process, used when an AzureStackCloud SPC
     /// names no `cloudEnvFileName`.
     pub cloud_env_file: Option<PathBuf>,
+    /// `--client-id-from-service-account`: a workload identity SPC without `clientID` takes
+    /// the client id (and tenant) from the pod's ServiceAccount (a `Parsed::Pending` mount).
+    pub client_id_from_service_account: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +86,8 @@ pub enum RequestError {
     Tenant,
     #[error("tenantID \"{0}\" is not valid: use the directory (tenant) id GUID or a domain name")]
     TenantInvalid(String),
+    #[error("tenantId is not provided: set tenantID, or annotate ServiceAccount {namespace}/{name} with azure.workload.identity/tenant-id")]
+    TenantNotAnnotated { namespace: String, name: String },
     #[error(transparent)]
     Cloud(#[from] CloudError),
     #[error(transparent)]
@@ -118,13 +126,104 @@ pub(crate) fn parse_bool(
     })
 }
 
+/// A parsed mount request.
+#[derive(Debug)]
+pub enum Parsed {
+    Ready(MountSpec),
+    /// Workload identity whose client id the pod's ServiceAccount names.
+    Pending(Pending),
+}
+
+/// A mount that needs the workload identity annotations of the pod's ServiceAccount.
+#[derive(Debug)]
+pub struct Pending {
+    /// Everything but the credential, and the tenant when the SPC sets one.
+    pod: PodInfo,
+    vault_name: String,
+    tenant_id: Option<String>,
+    cloud: Cloud,
+    objects: Vec<ObjectSpec>,
+    default_mode: u32,
+    assertion: Secret,
+    namespace: String,
+    name: String,
+}
+
+impl Pending {
+    /// The ServiceAccount to read: namespace and name (valid Kubernetes names).
+    pub fn service_account(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+
+    /// The mount, with the client id of the ServiceAccount's `azure.workload.identity/client-id`
+    /// annotation, and its `azure.workload.identity/tenant-id` annotation, when present,
+    /// replacing `tenantID` (the identity lives in that tenant, so its token comes from there).
+    pub fn resolve(self, identity: &ServiceAccountIdentity) -> Result<MountSpec, RequestError> {
+        let (namespace, name) = (self.namespace, self.name);
+        let problem = |annotation, what, value: &str| auth::AuthProblem::ServiceAccountAnnotation {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            annotation,
+            what,
+            value: value.escape_debug().to_string(),
+        };
+        let fail = |problem| {
+            RequestError::Auth(AuthError {
+                mode: Mode::None,
+                problem,
+            })
+        };
+        let client_id = match identity.client_id.as_deref().map(str::trim) {
+            None | Some("") => {
+                return Err(fail(auth::AuthProblem::ServiceAccountClientId {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                }))
+            }
+            Some(id) if !is_identifier(id) => {
+                return Err(fail(problem(
+                    "azure.workload.identity/client-id",
+                    "client id",
+                    id,
+                )))
+            }
+            Some(id) => id.to_string(),
+        };
+        let tenant_id = match identity.tenant_id.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => {
+                validate_tenant(t)
+                    .map_err(|_| fail(problem("azure.workload.identity/tenant-id", "tenant", t)))?;
+                t.to_string()
+            }
+            _ => self
+                .tenant_id
+                .ok_or_else(|| RequestError::TenantNotAnnotated {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                })?,
+        };
+        Ok(MountSpec {
+            pod: self.pod,
+            vault_name: self.vault_name,
+            tenant_id,
+            cloud: self.cloud,
+            credential: Credential::WorkloadIdentity {
+                client_id,
+                assertion: self.assertion,
+            },
+            objects: self.objects,
+            default_mode: self.default_mode,
+        })
+    }
+}
+
 /// Parses one mount request, checking in the Go provider's order.
 pub async fn parse(
     attributes: &str,
     secrets: &str,
     permission: &str,
     defaults: &RequestDefaults,
-) -> Result<MountSpec, RequestError> {
+) -> Result<Parsed, RequestError> {
     let attrs: BTreeMap<String, String> = serde_json::from_str(attributes)
         .map_err(|e| RequestError::Attributes(describe_json_error(&e)))?;
     // The kubelet sends no secrets when the pod has no nodePublishSecretRef; Go marshals that nil
@@ -141,14 +240,7 @@ pub async fn parse(
     // Parsed once, here, but reported in the Go provider's order: last.
     let objects = objects::parse(params.get("objects"));
     let vault_name = vault_name(&params, objects.as_ref().ok())?;
-    let tenant_id = tenant_id(&params)?;
-    let cloud = resolve_cloud(
-        params.get("cloudName"),
-        params.get("cloudEnvFileName"),
-        defaults,
-    )
-    .await?;
-    let credential = auth::credential(&auth::AuthInputs {
+    let inputs = auth::AuthInputs {
         mode,
         client_id: params.get("clientID"),
         user_assigned_identity_id: params.get("userAssignedIdentityID"),
@@ -156,16 +248,47 @@ pub async fn parse(
         secrets: secrets.as_ref(),
         pod_namespace: &pod.namespace,
         pod_name: &pod.name,
-    })?;
+        service_account: &pod.service_account,
+        client_id_from_service_account: defaults.client_id_from_service_account,
+    };
+    // The ServiceAccount may name the tenant; then the SPC need not.
+    let tenant_id = match tenant_id(&params)? {
+        None if !auth::uses_service_account(&inputs) => return Err(RequestError::Tenant),
+        tenant => tenant,
+    };
+    let cloud = resolve_cloud(
+        params.get("cloudName"),
+        params.get("cloudEnvFileName"),
+        defaults,
+    )
+    .await?;
+    let decision = auth::credential(&inputs)?;
     let objects = objects_of_vault(objects?, &vault_name)?;
-    Ok(MountSpec {
-        pod,
-        vault_name,
-        tenant_id,
-        cloud,
-        credential,
-        objects,
-        default_mode,
+    Ok(match decision {
+        auth::Decision::Credential(credential) => Parsed::Ready(MountSpec {
+            tenant_id: tenant_id.ok_or(RequestError::Tenant)?,
+            pod,
+            vault_name,
+            cloud,
+            credential,
+            objects,
+            default_mode,
+        }),
+        auth::Decision::FromServiceAccount {
+            assertion,
+            namespace,
+            name,
+        } => Parsed::Pending(Pending {
+            pod,
+            vault_name,
+            tenant_id,
+            cloud,
+            objects,
+            default_mode,
+            assertion,
+            namespace,
+            name,
+        }),
     })
 }
 
@@ -224,8 +347,9 @@ pub(crate) fn vault_name(
     }
 }
 
-/// `tenantID`, or the deprecated `tenantId`; it becomes a path segment of the token URL.
-pub(crate) fn tenant_id(params: &Params) -> Result<String, RequestError> {
+/// `tenantID`, or the deprecated `tenantId`; `None` when neither is set. It becomes a path
+/// segment of the token URL.
+pub(crate) fn tenant_id(params: &Params) -> Result<Option<String>, RequestError> {
     let tenant_id = match params.get("tenantID") {
         "" => {
             let legacy = params.get("tenantId");
@@ -237,18 +361,28 @@ pub(crate) fn tenant_id(params: &Params) -> Result<String, RequestError> {
         t => t,
     };
     if tenant_id.is_empty() {
-        return Err(RequestError::Tenant);
+        return Ok(None);
     }
-    if tenant_id.len() > 256
-        || !tenant_id
+    validate_tenant(tenant_id)?;
+    Ok(Some(tenant_id.to_string()))
+}
+
+/// A tenant id or domain: letters, digits, `-`, `.` and `_`.
+fn validate_tenant(tenant_id: &str) -> Result<(), RequestError> {
+    match is_identifier(tenant_id) {
+        true => Ok(()),
+        false => Err(RequestError::TenantInvalid(
+            tenant_id.escape_debug().to_string(),
+        )),
+    }
+}
+
+/// A GUID, or a domain name: safe in a URL path, a form and a log line.
+fn is_identifier(text: &str) -> bool {
+    text.len() <= 256
+        && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-    {
-        return Err(RequestError::TenantInvalid(
-            tenant_id.escape_debug().to_string(),
-        ));
-    }
-    Ok(tenant_id.to_string())
 }
 
 /// The objects, checked against the SPC's vault: an object that names the SPC's own vault is
@@ -351,6 +485,14 @@ mod tests {
         RequestDefaults {
             cloud: CloudName::parse("AzurePublicCloud").unwrap(),
             cloud_env_file: None,
+            client_id_from_service_account: false,
+        }
+    }
+
+    fn ready(parsed: Parsed) -> MountSpec {
+        match parsed {
+            Parsed::Ready(spec) => spec,
+            Parsed::Pending(p) => panic!("pending: {p:?}"),
         }
     }
 
@@ -382,7 +524,7 @@ mod tests {
 
     #[tokio::test]
     async fn happy_path_with_service_principal() {
-        let spec = parse(&attrs(&[]), SP, "420", &defaults()).await.unwrap();
+        let spec = ready(parse(&attrs(&[]), SP, "420", &defaults()).await.unwrap());
         assert_eq!(spec.default_mode, 0o644);
         assert_eq!(spec.cloud.key_vault_dns_suffix, "vault.azure.net");
         assert_eq!(spec.objects.len(), 1);
@@ -486,49 +628,57 @@ mod tests {
         assert!(err(&attrs(&[("objects", "${OBJECTS}")]), SP, "420")
             .await
             .starts_with("objects \"${OBJECTS}\" looks like a placeholder"));
-        let spec = parse(
-            &attrs(&[("tenantID", "00000000-0000-0000-0000-000000000000")]),
-            SP,
-            "420",
-            &defaults(),
-        )
-        .await
-        .unwrap();
+        let spec = ready(
+            parse(
+                &attrs(&[("tenantID", "00000000-0000-0000-0000-000000000000")]),
+                SP,
+                "420",
+                &defaults(),
+            )
+            .await
+            .unwrap(),
+        );
         assert_eq!(spec.tenant_id, "00000000-0000-0000-0000-000000000000");
     }
 
     #[tokio::test]
     async fn tenant_id_precedence() {
-        let spec = parse(
-            &attrs(&[("tenantID", "new"), ("tenantId", "old")]),
-            SP,
-            "420",
-            &defaults(),
-        )
-        .await
-        .unwrap();
+        let spec = ready(
+            parse(
+                &attrs(&[("tenantID", "new"), ("tenantId", "old")]),
+                SP,
+                "420",
+                &defaults(),
+            )
+            .await
+            .unwrap(),
+        );
         assert_eq!(spec.tenant_id, "new");
-        let spec = parse(
-            &attrs(&[("tenantID", ""), ("tenantId", "old")]),
-            SP,
-            "420",
-            &defaults(),
-        )
-        .await
-        .unwrap();
+        let spec = ready(
+            parse(
+                &attrs(&[("tenantID", ""), ("tenantId", "old")]),
+                SP,
+                "420",
+                &defaults(),
+            )
+            .await
+            .unwrap(),
+        );
         assert_eq!(spec.tenant_id, "old");
     }
 
     #[tokio::test]
     async fn empty_objects_skip_vault_name_check() {
-        let spec = parse(
-            &attrs(&[("objects", "array: []"), ("keyvaultName", "k")]),
-            SP,
-            "420",
-            &defaults(),
-        )
-        .await
-        .unwrap();
+        let spec = ready(
+            parse(
+                &attrs(&[("objects", "array: []"), ("keyvaultName", "k")]),
+                SP,
+                "420",
+                &defaults(),
+            )
+            .await
+            .unwrap(),
+        );
         assert!(spec.objects.is_empty());
     }
 
@@ -541,7 +691,7 @@ mod tests {
             ("cloudName", "AzureStackCloud"),
             ("cloudEnvFileName", file.to_str().unwrap()),
         ]);
-        let spec = parse(&a, SP, "420", &defaults()).await.unwrap();
+        let spec = ready(parse(&a, SP, "420", &defaults()).await.unwrap());
         assert_eq!(spec.cloud.key_vault_dns_suffix, "vault.test");
         let missing = attrs(&[
             ("cloudName", "AzureStackCloud"),
@@ -555,6 +705,95 @@ mod tests {
         assert!(err(&attrs(&[("cloudName", "AzureStackCloud")]), SP, "420")
             .await
             .contains("set the cloudEnvFileName parameter"));
+    }
+
+    const WI_TOKENS: &str = r#"{"api://AzureADTokenExchange":{"token":"sa-jwt"}}"#;
+
+    /// A request whose identity is to come from the pod's ServiceAccount.
+    async fn pending(extra: &[(&str, &str)]) -> Result<Parsed, RequestError> {
+        let mut a = vec![(keys::SA_TOKENS, WI_TOKENS), (keys::SERVICE_ACCOUNT, "app")];
+        a.extend_from_slice(extra);
+        let lookup = RequestDefaults {
+            client_id_from_service_account: true,
+            ..defaults()
+        };
+        parse(&attrs(&a), "null", "420", &lookup).await
+    }
+
+    fn identity(client_id: Option<&str>, tenant_id: Option<&str>) -> ServiceAccountIdentity {
+        ServiceAccountIdentity {
+            client_id: client_id.map(str::to_string),
+            tenant_id: tenant_id.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn client_id_and_tenant_from_the_service_account() {
+        let Parsed::Pending(p) = pending(&[]).await.unwrap() else {
+            panic!("not pending")
+        };
+        assert_eq!(p.service_account(), ("ns", "app"));
+        let spec = p.resolve(&identity(Some(" cid "), None)).unwrap();
+        assert_eq!(
+            spec.tenant_id, "tenant",
+            "the SPC's tenantID without an annotation"
+        );
+        assert!(matches!(
+            spec.credential,
+            Credential::WorkloadIdentity { ref client_id, ref assertion } if client_id == "cid" && assertion.expose() == "sa-jwt"
+        ));
+        let Parsed::Pending(p) = pending(&[]).await.unwrap() else {
+            panic!("not pending")
+        };
+        let spec = p.resolve(&identity(Some("cid"), Some("other"))).unwrap();
+        assert_eq!(spec.tenant_id, "other", "the annotation's tenant wins");
+        let Parsed::Pending(p) = pending(&[("tenantID", "")]).await.unwrap() else {
+            panic!("a tenant may come from the ServiceAccount")
+        };
+        let e = p
+            .resolve(&identity(Some("cid"), None))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("tenantId is not provided: set tenantID, or annotate ServiceAccount ns/app with azure.workload.identity/tenant-id"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn service_account_annotation_errors() {
+        let resolve = |client_id, tenant_id| async move {
+            let Parsed::Pending(p) = pending(&[]).await.unwrap() else {
+                panic!("not pending")
+            };
+            p.resolve(&identity(client_id, tenant_id))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = resolve(None, None).await;
+        assert_eq!(e, "failed to build auth config for mode None: ServiceAccount ns/app has no azure.workload.identity/client-id annotation: annotate the ServiceAccount with azure.workload.identity/client-id or set clientID in the SecretProviderClass (or reference a service principal Secret in nodePublishSecretRef)");
+        assert_eq!(resolve(Some(" "), None).await, e);
+        assert!(resolve(Some("a/b"), None).await.contains("the azure.workload.identity/client-id annotation of ServiceAccount ns/app is not valid (\"a/b\")"));
+        assert!(resolve(Some("cid"), Some("../x"))
+            .await
+            .contains("azure.workload.identity/tenant-id annotation"));
+        // Without the flag, nothing is deferred and the upstream text stands.
+        let plain = parse(
+            &attrs(&[(keys::SA_TOKENS, WI_TOKENS)]),
+            "null",
+            "420",
+            &defaults(),
+        )
+        .await;
+        assert!(plain
+            .unwrap_err()
+            .to_string()
+            .contains("nodePublishSecretRef secret is not set"));
+        let e = pending(&[("tenantID", "a/b")])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is not valid"),
+            "an invalid tenantID still fails up front: {e}"
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
+use crate::kube::ServiceAccounts;
 use crate::metrics::Metrics;
 use crate::proto::v1alpha1::csi_driver_provider_server::CsiDriverProviderServer;
 use crate::provider::Provider;
@@ -104,10 +105,13 @@ fn bind(path: &Path) -> Result<UnixListener, ServerError> {
 }
 
 /// Serves until `shutdown` completes, then lets in-flight RPCs finish and removes the socket.
+/// With `service_accounts`, workload identity SPCs without `clientID` take it from the pod's
+/// ServiceAccount.
 pub async fn run(
     config: ServerConfig,
     provider: Arc<Provider>,
     metrics: Arc<Metrics>,
+    service_accounts: Option<ServiceAccounts>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let listener = bind(&config.socket)?;
@@ -129,8 +133,8 @@ pub async fn run(
         .await;
     tracing::info!(socket = %config.socket.display(), healthz_port = healthz.port, metrics_port = metrics_endpoint.port, "listening");
 
-    let service = CsiDriverProviderServer::new(Service::new(provider, metrics, config.defaults))
-        .max_encoding_message_size(64 * 1024 * 1024);
+    let service = Service::new(provider, metrics, config.defaults, service_accounts);
+    let service = CsiDriverProviderServer::new(service).max_encoding_message_size(64 * 1024 * 1024);
     let result = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(service)

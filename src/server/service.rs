@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
 
+use crate::kube::{LookupError, ServiceAccounts};
 use crate::metrics::Metrics;
 use crate::proto::v1alpha1::csi_driver_provider_server::CsiDriverProvider;
 use crate::proto::v1alpha1::{
     File, MountRequest, MountResponse, ObjectVersion, VersionRequest, VersionResponse,
 };
-use crate::provider::{MountError, Mounted, Provider, Served};
-use crate::request::{self, keys, RequestDefaults, RequestError};
+use crate::provider::{Budget, MountError, Mounted, Provider, Served};
+use crate::request::{self, keys, Parsed, Pending, RequestDefaults, RequestError};
 use crate::spec::MountSpec;
 
 /// Name reported by the Version RPC.
@@ -25,6 +26,8 @@ pub(super) struct Service {
     provider: Arc<Provider>,
     metrics: Arc<Metrics>,
     defaults: RequestDefaults,
+    /// `--client-id-from-service-account`.
+    service_accounts: Option<ServiceAccounts>,
 }
 
 /// Why a Mount failed; its message is what the driver reports on the pod.
@@ -37,6 +40,9 @@ enum Failure {
     Request(RequestError),
     #[error(transparent)]
     Mount(#[from] MountError),
+    /// The pod's ServiceAccount, which names the workload identity, could not be read.
+    #[error("failed to mount objects, error: failed to build auth config for mode None: {0}")]
+    ServiceAccount(LookupError),
 }
 
 impl Failure {
@@ -52,6 +58,7 @@ impl Failure {
         match self {
             Failure::Envelope(_) | Failure::Request(_) => "invalid_request",
             Failure::Mount(e) => e.class(),
+            Failure::ServiceAccount(_) => "service_account",
         }
     }
 }
@@ -60,17 +67,22 @@ impl Service {
     pub(super) fn new(
         provider: Arc<Provider>,
         metrics: Arc<Metrics>,
-        defaults: RequestDefaults,
+        mut defaults: RequestDefaults,
+        service_accounts: Option<ServiceAccounts>,
     ) -> Service {
+        // Requests wait for a ServiceAccount lookup only where one can be made.
+        defaults.client_id_from_service_account = service_accounts.is_some();
         Service {
             provider,
             metrics,
             defaults,
+            service_accounts,
         }
     }
 
     async fn mount_request(&self, req: &MountRequest) -> Result<(MountSpec, Mounted), Failure> {
-        let spec = request::parse(
+        let budget = self.provider.budget();
+        let parsed = request::parse(
             &req.attributes,
             &req.secrets,
             &req.permission,
@@ -78,8 +90,27 @@ impl Service {
         )
         .await
         .map_err(Failure::from_request)?;
-        let mounted = self.provider.mount(&spec).await?;
+        let spec = match parsed {
+            Parsed::Ready(spec) => spec,
+            Parsed::Pending(pending) => self.resolve(pending, budget).await?,
+        };
+        let mounted = self.provider.mount_in(&spec, budget).await?;
         Ok((spec, mounted))
+    }
+
+    /// Completes a mount with the workload identity its pod's ServiceAccount names, within the
+    /// mount's budget.
+    async fn resolve(&self, pending: Pending, budget: Budget) -> Result<MountSpec, Failure> {
+        let lookup = self
+            .service_accounts
+            .as_ref()
+            .expect("requests wait for a ServiceAccount lookup only when the server makes them");
+        let (namespace, name) = pending.service_account();
+        let identity = lookup
+            .identity(namespace, name, budget.calls)
+            .await
+            .map_err(Failure::ServiceAccount)?;
+        pending.resolve(&identity).map_err(Failure::from_request)
     }
 
     /// One log line and one metric per Mount.

@@ -1,5 +1,8 @@
 //! The credential a mount authenticates with, as decided from the request.
 
+use std::sync::Arc;
+
+use super::ClientCertificate;
 use crate::secret::Secret;
 
 /// The credential a mount authenticates with.
@@ -12,6 +15,12 @@ pub enum Credential {
     },
     /// Client id and secret from the node-publish secret (client credentials grant).
     ServicePrincipal { client_id: String, secret: Secret },
+    /// Client id and certificate from the node-publish secret (client credentials grant with a
+    /// signed client assertion).
+    ServicePrincipalCertificate {
+        client_id: String,
+        certificate: Arc<ClientCertificate>,
+    },
     /// aad-pod-identity's NMI, acting for the pod.
     PodIdentity { namespace: String, name: String },
     /// The node's managed identity from IMDS; `None` is the system-assigned identity.
@@ -29,6 +38,7 @@ impl Credential {
         match self {
             Credential::WorkloadIdentity { .. } => "workload_identity",
             Credential::ServicePrincipal { .. } => "service_principal",
+            Credential::ServicePrincipalCertificate { .. } => "service_principal_certificate",
             Credential::PodIdentity { .. } => "pod_identity",
             Credential::VmManagedIdentity { .. } => "vm_managed_identity",
             Credential::IdentityBinding { .. } => "identity_binding",
@@ -40,6 +50,7 @@ impl Credential {
         match self {
             Credential::WorkloadIdentity { client_id, .. }
             | Credential::ServicePrincipal { client_id, .. }
+            | Credential::ServicePrincipalCertificate { client_id, .. }
             | Credential::IdentityBinding { client_id, .. } => Some(client_id),
             Credential::VmManagedIdentity { client_id } => client_id.as_deref(),
             Credential::PodIdentity { .. } => None,
@@ -55,6 +66,13 @@ impl Credential {
             Credential::ServicePrincipal { client_id, .. } => {
                 format!("service principal, client id {client_id}")
             }
+            Credential::ServicePrincipalCertificate {
+                client_id,
+                certificate,
+            } => format!(
+                "service principal, client id {client_id}, certificate {}",
+                certificate.thumbprint()
+            ),
             Credential::PodIdentity { namespace, name } => {
                 format!("pod identity (NMI) for {namespace}/{name}")
             }
@@ -69,4 +87,12 @@ impl Credential {
             }
         }
     }
+}
+
+/// The workload identity annotations of a ServiceAccount (`azure.workload.identity/client-id`
+/// and `azure.workload.identity/tenant-id`), as the Kubernetes API returned them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceAccountIdentity {
+    pub client_id: Option<String>,
+    pub tenant_id: Option<String>,
 }

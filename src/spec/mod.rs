@@ -2,10 +2,12 @@
 //! the cloud, the credential, and each object with the files it writes. The request parser
 //! builds these; identity, Key Vault, rendering and the CLI read them.
 
+mod certificate;
 mod credential;
 mod files;
 
-pub use credential::Credential;
+pub use certificate::{CertificateError, ClientCertificate};
+pub use credential::{Credential, ServiceAccountIdentity};
 pub use files::FileRole;
 
 use crate::cloud::Cloud;

@@ -109,9 +109,9 @@ pub struct Env {
     pub azure: FakeAzure,
     pub provider: ProviderProcess,
     pub client: CsiDriverProviderClient<Channel>,
-    /// Credentials the test gave the provider besides the fakes' (a proxy password): searched
-    /// for like the fixtures.
-    pub secrets: Vec<String>,
+    /// Credential material the test made or gave the provider itself (private keys, a proxy
+    /// password), for the leak checks.
+    secrets: std::sync::Mutex<Vec<String>>,
 }
 
 /// Every test is a leak test: no credential or secret a test used may appear in an error the
@@ -151,11 +151,36 @@ impl Env {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        values.extend(self.secrets.iter().cloned());
         values.extend(self.azure.entra.issuer.minted());
         values.extend(self.azure.tokens.all());
         values.extend(self.azure.keyvault.served_values());
+        values.extend(self.azure.kube.tokens());
+        for assertion in self.azure.entra.assertions() {
+            // The signature is what is unique to one assertion; the header names a certificate.
+            values.extend(assertion.rsplit('.').next().map(str::to_string));
+            values.insert(assertion);
+        }
+        for secret in self.secrets.lock().unwrap().iter() {
+            // Each line of a PEM key, so a key is found however it was re-wrapped or escaped.
+            values.extend(secret.lines().map(str::to_string));
+        }
         values
+    }
+
+    /// The provider's last `mount` log line (JSON) for pod `pod`.
+    pub fn mount_line(&self, pod: &str) -> serde_json::Value {
+        self.provider
+            .logs()
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message"] == "mount" && v["pod"] == pod)
+            .expect("a mount line")
+    }
+
+    /// Adds `value` (e.g. a private key PEM) to what must never reach logs, errors or metrics.
+    pub fn treat_as_secret(&self, value: &str) {
+        self.secrets.lock().unwrap().push(value.to_string());
     }
 
     fn assert_clean(&self, what: &str, text: &str) {
@@ -215,6 +240,18 @@ impl Env {
         Env::launch_env(azure, args, &[]).await
     }
 
+    /// Starts the provider as a pod of a cluster whose API server is the fake: with its
+    /// environment, and the lookup of client ids in ServiceAccounts turned on.
+    pub async fn start_in_cluster(seed: &str, extra_args: &[&str]) -> Env {
+        let azure = FakeAzure::start(Seed::from_yaml(seed).expect("seed")).await;
+        let mut args = azure.provider_args();
+        args.extend(azure.kube.provider_args());
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let env: Vec<(String, String)> = azure.kube.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Env::launch_env(azure, args, &env).await
+    }
+
     /// Starts the provider with exactly `args` and the environment variables `env`.
     pub async fn launch_env(azure: FakeAzure, args: Vec<String>, env: &[(&str, &str)]) -> Env {
         let env: Vec<(String, String)> = env
@@ -231,7 +268,7 @@ impl Env {
             azure,
             provider,
             client,
-            secrets: Vec::new(),
+            secrets: Default::default(),
         }
     }
 
@@ -305,6 +342,7 @@ pub struct Request {
     pub params: BTreeMap<String, String>,
     pub pod: String,
     pub namespace: String,
+    pub service_account: String,
     pub tokens: BTreeMap<String, String>,
     /// `None` sends the literal `null`.
     pub secrets: Option<BTreeMap<String, String>>,
@@ -317,6 +355,7 @@ impl Request {
             params,
             pod: "app-7d9f8".into(),
             namespace: "default".into(),
+            service_account: "app".into(),
             tokens: BTreeMap::new(),
             secrets: None,
             permission: "420".into(),
@@ -328,6 +367,21 @@ impl Request {
             ("clientid".into(), id.into()),
             ("clientsecret".into(), secret.into()),
         ]));
+        self
+    }
+
+    /// A node-publish secret with `clientid` and `clientcertificate` (PEM key and certificates).
+    pub fn certificate_principal(mut self, id: &str, pem: &str) -> Request {
+        self.secrets = Some(BTreeMap::from([
+            ("clientid".into(), id.into()),
+            ("clientcertificate".into(), pem.into()),
+        ]));
+        self
+    }
+
+    /// Workload identity without `clientID`: only the driver's service-account token.
+    pub fn token(mut self, token: &str) -> Request {
+        self.tokens.insert(WI_AUDIENCE.into(), token.into());
         self
     }
 
@@ -365,7 +419,7 @@ impl Request {
         );
         attributes.insert(
             "csi.storage.k8s.io/serviceAccount.name".into(),
-            "app".into(),
+            self.service_account.clone(),
         );
         attributes.insert("csi.storage.k8s.io/ephemeral".into(), "true".into());
         if !self.tokens.is_empty() {

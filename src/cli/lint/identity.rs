@@ -12,7 +12,7 @@ use super::spc::Class;
 use super::workloads::{CsiVolume, Workload};
 use super::{Item, Model, Report, Rule};
 use crate::cli::yaml::Node;
-use crate::request::auth::{self, AuthError, AuthInputs};
+use crate::request::auth::{self, AuthError, AuthInputs, Decision};
 use crate::request::{self, keys, Mode, Params};
 use crate::spec::Credential;
 
@@ -20,13 +20,15 @@ const POD_IDENTITY_LABEL: &str = "aadpodidbinding";
 const CLIENT_ID_ANNOTATION: &str = "azure.workload.identity/client-id";
 const USED_LABEL: &str = "secrets-store.csi.k8s.io/used";
 
-/// The credential a mount would use, with service-account tokens for both audiences: whether the
-/// cluster's CSIDriver requests them is not in the manifests.
+/// What a mount decides for a pod running as `service_account`, with service-account tokens
+/// for both audiences: whether the cluster's CSIDriver requests them is not in the manifests.
 pub(super) fn credential(
     params: &Params,
     mode: Mode,
     secrets: Option<&BTreeMap<String, String>>,
-) -> Result<Credential, AuthError> {
+    service_account: &str,
+    client_id_from_service_account: bool,
+) -> Result<Decision, AuthError> {
     let tokens = format!(
         r#"{{"{}":{{"token":"lint"}},"{}":{{"token":"lint"}}}}"#,
         auth::WORKLOAD_IDENTITY_AUDIENCE,
@@ -40,17 +42,19 @@ pub(super) fn credential(
         secrets,
         pod_namespace: "lint",
         pod_name: "lint",
+        service_account,
+        client_id_from_service_account,
     })
 }
 
 /// The credential of the class itself: with a node-publish Secret that has both keys, so only
 /// what the class's own parameters decide can fail.
-pub(super) fn class_credential(params: &Params, mode: Mode) -> Result<Credential, AuthError> {
+pub(super) fn class_credential(params: &Params, mode: Mode) -> Result<Decision, AuthError> {
     let secret = BTreeMap::from([
         ("clientid".to_string(), "-".to_string()),
         ("clientsecret".to_string(), "-".to_string()),
     ]);
-    credential(params, mode, Some(&secret))
+    credential(params, mode, Some(&secret), "lint", false)
 }
 
 pub(super) fn check(model: &Model, r: &mut Report) {
@@ -91,9 +95,13 @@ fn check_volume(model: &Model, w: &Workload, v: &CsiVolume, class: &Class, r: &m
                 && i.res.shares_namespace(w.item.res.namespace)
         })
     });
+    let account = service_account(w);
+    let flag = model.client_id_from_service_account;
     let result = match (secret_name, secret) {
-        (None, _) => credential(&view, mode, None),
-        (Some(_), Some(secret)) => credential(&view, mode, Some(&secret_keys(secret))),
+        (None, _) => credential(&view, mode, None, account, flag),
+        (Some(_), Some(secret)) => {
+            credential(&view, mode, Some(&secret_values(secret)), account, flag)
+        }
         // A Secret that is not among the documents may exist in the cluster: assume it is right.
         (Some(_), None) => class_credential(&view, mode),
     };
@@ -106,34 +114,102 @@ fn check_volume(model: &Model, w: &Workload, v: &CsiVolume, class: &Class, r: &m
                 None => v.field.clone(),
             };
             let fix = match secret_name {
-                Some(_) => "give the Secret the keys clientid and clientsecret",
-                None => "set clientID on the SecretProviderClass for workload identity, or nodePublishSecretRef to a Secret with clientid and clientsecret",
+                Some(_) => "give the Secret the keys clientid and clientsecret (or clientcertificate)",
+                None => "set clientID on the SecretProviderClass for workload identity, or nodePublishSecretRef to a Secret with clientid and clientsecret (or clientcertificate)",
             };
             r.error(Rule::Mount, &w.item, field, e.to_string()).fix(fix);
         }
-        Ok(Credential::PodIdentity { .. }) => check_pod_label(w, r),
-        Ok(Credential::WorkloadIdentity { client_id, .. }) => {
+        Ok(Decision::FromServiceAccount { .. }) => check_annotated(model, w, r),
+        Ok(Decision::Credential(Credential::PodIdentity { .. })) => check_pod_label(w, r),
+        Ok(Decision::Credential(Credential::WorkloadIdentity { client_id, .. })) => {
             check_service_account(model, w, &client_id, r)
         }
-        Ok(Credential::ServicePrincipal { .. }) => {
+        Ok(Decision::Credential(
+            Credential::ServicePrincipal { .. } | Credential::ServicePrincipalCertificate { .. },
+        )) => {
             if let Some(secret) = secret {
                 check_used_label(secret, r);
             }
         }
-        Ok(_) => {}
+        Ok(Decision::Credential(_)) => {}
     }
 }
 
-/// The keys of a Secret's `data` and `stringData`, with `-` for a value that is set.
-fn secret_keys(secret: &Item) -> BTreeMap<String, String> {
-    ["data", "stringData"]
-        .into_iter()
-        .flat_map(|map| secret.res.node.get(map).map(Node::entries).unwrap_or(&[]))
-        .map(|e| {
-            let set = e.value.scalar_text().is_some_and(|t| !t.is_empty());
-            (e.key.clone(), if set { "-" } else { "" }.to_string())
-        })
-        .collect()
+/// The service account the pod runs as.
+fn service_account<'a>(w: &Workload<'a>) -> &'a str {
+    [
+        w.pod.str_at("serviceAccountName"),
+        w.pod.str_at("serviceAccount"),
+    ]
+    .into_iter()
+    .find(|n| !n.is_empty())
+    .unwrap_or("default")
+}
+
+/// With `--client-id-from-service-account`, the pod's ServiceAccount must name the client id the
+/// mount then reads from it (when it is among the documents).
+fn check_annotated(model: &Model, w: &Workload, r: &mut Report) {
+    let name = service_account(w);
+    let account = model.items.iter().find(|i| {
+        i.res.kind == "ServiceAccount"
+            && i.res.name == name
+            && i.res.shares_namespace(w.item.res.namespace)
+    });
+    let Some(account) = account else {
+        return;
+    };
+    let field = format!("{}.serviceAccountName", w.pod_path);
+    match account.res.metadata("annotations", CLIENT_ID_ANNOTATION) {
+        None => {
+            r.error(Rule::Mount, &w.item, field, format!("the class sets no clientID, so the mount reads it from ServiceAccount {name}, which has no {CLIENT_ID_ANNOTATION} annotation: the mount fails"))
+                .fix(format!("annotate ServiceAccount {name} with {CLIENT_ID_ANNOTATION}, or set clientID on the SecretProviderClass"));
+        }
+        Some(id)
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            r.error(
+                Rule::Mount,
+                account,
+                format!("metadata.annotations[\"{CLIENT_ID_ANNOTATION}\"]"),
+                format!("{id:?} is not a client id: the mount refuses it"),
+            )
+            .fix("set the application (client) id of the workload's identity, a GUID");
+        }
+        Some(_) => {}
+    }
+}
+
+/// A Secret's `data` (decoded) and `stringData`, as the driver hands them to the provider, so
+/// the mount's own checks run on them (a certificate's PEM, its validity). A `data` value that
+/// is not base64 text stands as `-`: set, unreadable here.
+fn secret_values(secret: &Item) -> BTreeMap<String, String> {
+    use base64::Engine;
+    let decoded = |text: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_else(|| "-".into())
+    };
+    let entries = |map: &str| secret.res.node.get(map).map(Node::entries).unwrap_or(&[]);
+    let data = entries("data").iter().map(|e| {
+        let text = e.value.scalar_text().unwrap_or_default();
+        (
+            e.key.clone(),
+            if text.is_empty() {
+                String::new()
+            } else {
+                decoded(text)
+            },
+        )
+    });
+    let string_data = entries("stringData").iter().map(|e| {
+        (
+            e.key.clone(),
+            e.value.scalar_text().unwrap_or_default().to_string(),
+        )
+    });
+    data.chain(string_data).collect()
 }
 
 fn check_pod_label(w: &Workload, r: &mut Report) {
@@ -160,14 +236,7 @@ fn check_pod_label(w: &Workload, r: &mut Report) {
 }
 
 fn check_service_account(model: &Model, w: &Workload, client_id: &str, r: &mut Report) {
-    let pod = w.pod;
-    let name = [
-        pod.str_at("serviceAccountName"),
-        pod.str_at("serviceAccount"),
-    ]
-    .into_iter()
-    .find(|n| !n.is_empty())
-    .unwrap_or("default");
+    let name = service_account(w);
     let accounts: Vec<&Item> = model
         .items
         .iter()

@@ -49,6 +49,10 @@ pub struct LintArgs {
     /// Treat warnings as errors; a volume's SecretProviderClass must be among the documents.
     #[arg(long)]
     strict: bool,
+    /// Check as for a provider running with --client-id-from-service-account: a workload
+    /// identity class may leave clientID to the pod's ServiceAccount annotation.
+    #[arg(long)]
+    client_id_from_service_account: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -161,7 +165,7 @@ impl Outcome {
 /// Runs `lint` and prints its report on standard output.
 pub fn run(args: &LintArgs) -> ExitCode {
     let (sources, input_errors) = inputs::read(&args.paths);
-    let mut outcome = check(&sources, args.strict);
+    let mut outcome = check(&sources, args.strict, args.client_id_from_service_account);
     outcome.input_errors = input_errors;
     print!("{}", output::render(args.output, &outcome));
     for e in &outcome.input_errors {
@@ -179,7 +183,7 @@ pub fn lint(text: &str) -> Outcome {
         name: "-".into(),
         text: text.into(),
     };
-    check(&[source], false)
+    check(&[source], false, false)
 }
 
 /// A resource and the file it is in.
@@ -194,9 +198,15 @@ struct Model<'a> {
     items: Vec<Item<'a>>,
     classes: Vec<spc::Class<'a>>,
     workloads: Vec<workloads::Workload<'a>>,
+    /// The provider's `--client-id-from-service-account`, as lint is told.
+    client_id_from_service_account: bool,
 }
 
-fn check(sources: &[inputs::Source], strict: bool) -> Outcome {
+fn check(
+    sources: &[inputs::Source],
+    strict: bool,
+    client_id_from_service_account: bool,
+) -> Outcome {
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let mut report = Report::new(&names);
     let mut files: Vec<FileSummary> = names
@@ -231,10 +241,11 @@ fn check(sources: &[inputs::Source], strict: bool) -> Outcome {
     let model = Model {
         classes: items
             .iter()
-            .filter_map(|item| spc::check(*item, &mut report))
+            .filter_map(|item| spc::check(*item, &mut report, client_id_from_service_account))
             .collect(),
         workloads: items.iter().filter_map(|i| workloads::of(*i)).collect(),
         items,
+        client_id_from_service_account,
     };
     workloads::check(&model, &mut report, strict);
     secrets::check(&model, &mut report);

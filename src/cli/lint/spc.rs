@@ -28,7 +28,12 @@ pub(super) struct Class<'a> {
 }
 
 /// Checks a resource if it is a SecretProviderClass of this provider (or a near miss of one).
-pub(super) fn check<'a>(item: Item<'a>, r: &mut Report) -> Option<Class<'a>> {
+/// `client_id_from_service_account` is the provider's flag of that name, as lint is told.
+pub(super) fn check<'a>(
+    item: Item<'a>,
+    r: &mut Report,
+    client_id_from_service_account: bool,
+) -> Option<Class<'a>> {
     let kind = item.res.kind;
     let near_kind = kind != SPC_KIND
         && (kind.eq_ignore_ascii_case(SPC_KIND)
@@ -64,7 +69,7 @@ pub(super) fn check<'a>(item: Item<'a>, r: &mut Report) -> Option<Class<'a>> {
         .fix("set keyvaultName, tenantID, objects and the identity parameters");
     } else {
         check_parameter_names(&params, &others, &item, r);
-        check_parameters(&spc, &params, &item, r);
+        check_parameters(&spc, &params, &item, r, client_id_from_service_account);
     }
     Some(Class { item, spc, params })
 }
@@ -76,6 +81,7 @@ fn check_parameters(
     params: &BTreeMap<String, String>,
     item: &Item,
     r: &mut Report,
+    client_id_from_service_account: bool,
 ) {
     let view = Params(params);
     let stand_ins = check_placeholders(&view, item, r);
@@ -83,6 +89,9 @@ fn check_parameters(
         item,
         view: &view,
         stand_ins: &stand_ins,
+        // The ServiceAccount may name the tenant when it names the client.
+        tenant_from_service_account: client_id_from_service_account
+            && view.get("clientID").is_empty(),
     };
     let mode = request::identity_mode(params)
         .map_err(|e| mount.report(r, e))
@@ -167,6 +176,9 @@ fn check_parameter_names(
         if let Some(known) = near_miss(key, request::PARAMETERS) {
             r.error(Rule::Spelling, item, field, format!("{key} is not a parameter of this provider, which ignores it: parameter names are case-sensitive"))
                 .fix(format!("rename it to {known}"));
+        } else if key == "usePodServiceAccountAnnotation" {
+            r.warn(Rule::Parameters, item, field, "ignored: this parameter of an unmerged upstream proposal (Azure/secrets-store-csi-driver-provider-azure#1443) does nothing here; this provider reads the client id from the pod's ServiceAccount when it runs with --client-id-from-service-account")
+                .fix("remove it; set the chart value clientIdFromServiceAccount and leave clientID empty");
         } else if LEGACY_PARAMETERS.contains(&key.as_str()) {
             r.warn(
                 Rule::Deprecated,
@@ -209,6 +221,8 @@ pub(super) struct MountErrors<'r, 'a> {
     pub item: &'r Item<'a>,
     view: &'r Params<'r>,
     stand_ins: &'r BTreeSet<&'static str>,
+    /// A missing tenantID is then only a warning: the pods' ServiceAccounts may name it.
+    tenant_from_service_account: bool,
 }
 
 impl MountErrors<'_, '_> {
@@ -265,7 +279,13 @@ impl MountErrors<'_, '_> {
             Err(e) => self.report(r, e),
         }
         match request::tenant_id(self.view) {
-            Ok(_) if self.view.get("tenantID").is_empty() => {
+            Ok(None) if self.tenant_from_service_account => {
+                r.warn(Rule::Identity, self.item, "spec.parameters.tenantID", "tenantID is not set: a mount takes it from the pod's ServiceAccount annotation azure.workload.identity/tenant-id, and fails if the ServiceAccount has none")
+                    .fix("set tenantID, or annotate the pods' ServiceAccounts with azure.workload.identity/tenant-id");
+            }
+            // What a mount answers without a tenant (unless a ServiceAccount names it).
+            Ok(None) => self.report(r, RequestError::Tenant),
+            Ok(Some(_)) if self.view.get("tenantID").is_empty() => {
                 r.warn(
                     Rule::Deprecated,
                     self.item,
@@ -274,12 +294,13 @@ impl MountErrors<'_, '_> {
                 )
                 .fix("rename it to tenantID");
             }
-            Ok(_) => {}
+            Ok(Some(_)) => {}
             Err(e) => self.report(r, e),
         }
         let defaults = RequestDefaults {
             cloud: CloudName::parse("AzurePublicCloud").expect("known cloud"),
             cloud_env_file: None,
+            client_id_from_service_account: false,
         };
         match request::cloud_name(self.view.get("cloudName"), &defaults) {
             Err(e) => self.report(r, e),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::entra::{Entra, TokenRegistry};
 use crate::https::{self, Server};
 use crate::keyvault::KeyVault;
+use crate::kube::FakeKube;
 use crate::node::{Node, NodeServers};
 use crate::seed::Seed;
 use crate::tls::TestCa;
@@ -47,6 +48,9 @@ pub struct FakeAzure {
     pub tokens: Arc<TokenRegistry>,
     /// IMDS and NMI fakes (plain HTTP, as on a node).
     pub node: Arc<Node>,
+    /// The Kubernetes API (ServiceAccounts), reached only by a provider started with its
+    /// environment and flags ([`FakeKube::env`], [`FakeKube::provider_args`]).
+    pub kube: FakeKube,
     entra_server: Server,
     keyvault_server: Server,
     node_servers: NodeServers,
@@ -63,6 +67,7 @@ impl FakeAzure {
             vault_names.push(format!("*.{vault}"));
         }
         let tokens = Arc::new(TokenRegistry::default());
+        let kube = FakeKube::start(&seed).await;
         let entra = Arc::new(Entra::new(seed.clone(), tokens.clone()));
         let node = Node::new(seed.clone(), tokens.clone());
         let node_servers = node.serve().await;
@@ -88,6 +93,7 @@ impl FakeAzure {
             keyvault,
             tokens,
             node,
+            kube,
             entra_server,
             keyvault_server,
             node_servers,

@@ -1,21 +1,23 @@
 //! Fake Entra ID v2 token endpoint: `POST /{tenant}/oauth2/v2.0/token` with the client
-//! credentials grant (client secret, or a federated service-account token as client assertion),
-//! answering with opaque expiring tokens or AADSTS errors shaped like the real ones; plus the
-//! OpenID discovery document MSAL-based clients ask for.
+//! credentials grant (client secret, a client assertion signed with a registered certificate, or
+//! a federated service-account token as client assertion), answering with opaque expiring tokens
+//! or AADSTS errors shaped like the real ones; plus the OpenID discovery document MSAL-based
+//! clients ask for.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::assertion::{self, Refusal, Verifier};
 use crate::fault::{self, Faults};
-use crate::https::ConnectionKiller;
+use crate::https::{self, ConnectionKiller};
 use crate::sa;
 use crate::seed::Seed;
 
@@ -72,7 +74,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 pub struct TokenRecord {
     pub tenant: String,
     pub client_id: String,
-    /// `secret` or `assertion`.
+    /// `secret`, `certificate` (an assertion the client signed) or `assertion` (federated).
     pub grant: &'static str,
     pub scope: String,
     /// HTTP status of the answer.
@@ -88,6 +90,10 @@ pub struct Entra {
     log: Mutex<Vec<TokenRecord>>,
     /// Clients whose federated credentials were deleted since the seed.
     revoked: Mutex<std::collections::HashSet<String>>,
+    /// Certificate assertions: verification and the `jti`s already used.
+    verifier: Verifier,
+    /// Every client assertion received (for leak checks).
+    assertions: Mutex<Vec<String>>,
 }
 
 impl Entra {
@@ -100,7 +106,14 @@ impl Entra {
             lifetime: Mutex::new(Duration::from_secs(3599)),
             log: Mutex::default(),
             revoked: Mutex::default(),
+            verifier: Verifier::default(),
+            assertions: Mutex::default(),
         }
+    }
+
+    /// Every client assertion presented so far (service-account tokens and signed ones).
+    pub fn assertions(&self) -> Vec<String> {
+        self.assertions.lock().unwrap().clone()
     }
 
     /// Deletes every federated credential of `client_id`, as an administrator revoking a
@@ -171,19 +184,29 @@ async fn token(
     State(entra): State<Arc<Entra>>,
     Path(tenant): Path<String>,
     Extension(killer): Extension<ConnectionKiller>,
+    uri: Uri,
+    headers: HeaderMap,
     body: String,
 ) -> Response {
     let form: HashMap<String, String> = url_decode(&body);
     let client_id = form.get("client_id").cloned().unwrap_or_default();
     let scope = form.get("scope").cloned().unwrap_or_default();
-    let grant = if form.contains_key("client_assertion") {
-        "assertion"
-    } else {
-        "secret"
+    let grant = match form.get("client_assertion") {
+        Some(a) if assertion::is_self_issued(a, &client_id) => "certificate",
+        Some(_) => "assertion",
+        None => "secret",
     };
+    if let Some(a) = form.get("client_assertion") {
+        entra.assertions.lock().unwrap().push(a.clone());
+    }
+    let url = format!(
+        "https://{}{}",
+        https::request_host(&uri, &headers),
+        uri.path()
+    );
     let response = match entra.faults.enter("token").await {
         Some(f) => fault::apply(f, Some(&killer), json!({"error": "temporarily_unavailable", "error_description": "AADSTS50196: The server terminated an operation because it encountered a client request loop."})).await,
-        None => entra.answer(&tenant, &client_id, &scope, &form),
+        None => entra.answer(&tenant, &client_id, &scope, &form, &url),
     };
     entra.log.lock().unwrap().push(TokenRecord {
         tenant,
@@ -196,13 +219,15 @@ async fn token(
 }
 
 impl Entra {
-    /// The token endpoint's decision for one request (also used behind the token proxy).
+    /// The token endpoint's decision for one request to `token_url` (also used behind the
+    /// token proxy).
     pub fn answer(
         &self,
         tenant: &str,
         client_id: &str,
         scope: &str,
         form: &HashMap<String, String>,
+        token_url: &str,
     ) -> Response {
         let Some(t) = self.seed.tenants.iter().find(|t| t.id == tenant) else {
             return aadsts(StatusCode::BAD_REQUEST, "invalid_request", 90002, &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
@@ -235,49 +260,19 @@ impl Entra {
                     "Invalid client_assertion_type.",
                 );
             }
-            let claims = match self.issuer.verify(assertion) {
-                Ok(c) => c,
-                Err(_) => {
-                    return aadsts(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_client",
-                        50027,
-                        "JWT token is invalid or malformed.",
-                    )
-                }
+            // Entra ID answers 401 for a client credential it does not accept, 400 for a
+            // federated token it does not.
+            let judged = match assertion::is_self_issued(assertion, client_id) {
+                true => self
+                    .verifier
+                    .verify(client, client_id, token_url, assertion)
+                    .map_err(|r| (StatusCode::UNAUTHORIZED, r)),
+                false => self
+                    .federated(client, client_id, assertion)
+                    .map_err(|r| (StatusCode::BAD_REQUEST, r)),
             };
-            if sa::Issuer::is_expired(&claims) {
-                return aadsts(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_client",
-                    700024,
-                    "Client assertion is not within its valid time range.",
-                );
-            }
-            let issuer_ok = |f: &crate::seed::Federated| {
-                f.issuer.as_deref().unwrap_or(&self.issuer.url) == claims.issuer
-            };
-            if !client.federated.iter().any(issuer_ok) {
-                return aadsts(StatusCode::BAD_REQUEST, "invalid_request", 700211, &format!("No matching federated identity record found for presented assertion issuer '{}'.", claims.issuer));
-            }
-            let revoked = self.revoked.lock().unwrap().contains(client_id);
-            let subject_ok = |f: &&crate::seed::Federated| {
-                !revoked && issuer_ok(f) && f.subject == claims.subject
-            };
-            let Some(federated) = client.federated.iter().find(subject_ok) else {
-                return aadsts(StatusCode::BAD_REQUEST, "invalid_request", 700213, &format!("No matching federated identity record found for presented assertion subject '{}'.", claims.subject));
-            };
-            let audience = federated
-                .audience
-                .as_deref()
-                .unwrap_or("api://AzureADTokenExchange");
-            if !claims.audiences.iter().any(|a| a == audience) {
-                return aadsts(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    70021,
-                    "No matching federated identity record found for presented assertion audience.",
-                );
+            if let Err((status, r)) = judged {
+                return aadsts(status, r.error, r.code, &r.description);
             }
         } else {
             let presented = form.get("client_secret").map(String::as_str).unwrap_or("");
@@ -299,6 +294,58 @@ impl Entra {
             "access_token": token,
         }))
         .into_response()
+    }
+
+    /// Judges a service-account token presented under a federated identity credential.
+    fn federated(
+        &self,
+        client: &crate::seed::Client,
+        client_id: &str,
+        assertion: &str,
+    ) -> Result<(), Refusal> {
+        let refuse = |error, code, description: &str| Refusal {
+            error,
+            code,
+            description: description.to_string(),
+        };
+        let claims = self.issuer.verify(assertion).map_err(|_| {
+            refuse(
+                "invalid_client",
+                50027,
+                "JWT token is invalid or malformed.",
+            )
+        })?;
+        if sa::Issuer::is_expired(&claims) {
+            return Err(refuse(
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.",
+            ));
+        }
+        let issuer_ok = |f: &crate::seed::Federated| {
+            f.issuer.as_deref().unwrap_or(&self.issuer.url) == claims.issuer
+        };
+        if !client.federated.iter().any(issuer_ok) {
+            return Err(refuse("invalid_request", 700211, &format!("No matching federated identity record found for presented assertion issuer '{}'.", claims.issuer)));
+        }
+        let revoked = self.revoked.lock().unwrap().contains(client_id);
+        let subject_ok =
+            |f: &&crate::seed::Federated| !revoked && issuer_ok(f) && f.subject == claims.subject;
+        let Some(federated) = client.federated.iter().find(subject_ok) else {
+            return Err(refuse("invalid_request", 700213, &format!("No matching federated identity record found for presented assertion subject '{}'.", claims.subject)));
+        };
+        let audience = federated
+            .audience
+            .as_deref()
+            .unwrap_or("api://AzureADTokenExchange");
+        if !claims.audiences.iter().any(|a| a == audience) {
+            return Err(refuse(
+                "invalid_request",
+                70021,
+                "No matching federated identity record found for presented assertion audience.",
+            ));
+        }
+        Ok(())
     }
 }
 

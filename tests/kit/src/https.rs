@@ -25,6 +25,20 @@ impl ConnectionKiller {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sni(pub Option<String>);
 
+/// The host a request was sent to, as the client named it: HTTP/2 carries it in the
+/// `:authority` pseudo-header (the URI), HTTP/1.1 in `Host`.
+pub fn request_host(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> String {
+    uri.authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
 /// A running server; stops when dropped.
 pub struct Server {
     pub addr: SocketAddr,

@@ -336,17 +336,7 @@ async fn handle(
     uri: Uri,
 ) -> Response {
     let at = tokio::time::Instant::now();
-    // HTTP/2 carries the host in the :authority pseudo-header (the URI), HTTP/1.1 in Host.
-    let host = uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            headers
-                .get("host")
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
+    let host = crate::https::request_host(&uri, &headers);
     let host_name = host.split(':').next().unwrap_or("").to_ascii_lowercase();
     let (vault_name, suffix) = host_name.split_once('.').unwrap_or((&host_name, ""));
     let segments: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();

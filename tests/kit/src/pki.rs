@@ -359,3 +359,81 @@ pub fn have_openssl() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// `openssl <args>` with `input` on standard input; its standard output. Panics when it fails.
+fn openssl_filter(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl is installed");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write to openssl");
+    let out = child.wait_with_output().expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("PEM")
+}
+
+/// The PEM of a certificate service principal's `clientcertificate`, in the shapes people store.
+impl Chain {
+    /// Private key (PKCS#8) and leaf, then intermediate and root when `with_chain`.
+    pub fn client_pem(&self, with_chain: bool) -> String {
+        let mut pem = self.key_pem() + &self.leaf.pem();
+        if with_chain {
+            pem += &self.intermediate.pem();
+            pem += &self.root.pem();
+        }
+        pem
+    }
+
+    /// The key as PKCS#1 (`RSA PRIVATE KEY`), as `openssl rsa -traditional` writes it.
+    pub fn key_pem_pkcs1(&self) -> String {
+        openssl_filter(&["rsa", "-traditional"], &self.key_pem())
+    }
+
+    /// The key encrypted with a password (`ENCRYPTED PRIVATE KEY`).
+    pub fn key_pem_encrypted(&self) -> String {
+        openssl_filter(
+            &[
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-256-cbc",
+                "-passout",
+                "pass:hunter2",
+            ],
+            &self.key_pem(),
+        )
+    }
+}
+
+/// A self-signed RSA certificate for `name` valid between the two dates (year, month, day), and
+/// its PKCS#8 key: expired and not-yet-valid client certificates.
+pub fn rsa_leaf_valid(
+    name: &str,
+    not_before: (i32, u8, u8),
+    not_after: (i32, u8, u8),
+) -> (Cert, Vec<u8>) {
+    let key = key(Algorithm::Rsa2048, name);
+    let mut params = CertificateParams::new(vec![name.to_string()]).expect("params");
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let cert = params.self_signed(&key).expect("self-signed");
+    let cert = Cert {
+        name: name.into(),
+        der: cert.der().to_vec(),
+    };
+    (cert, key.serialize_der())
+}

@@ -103,7 +103,8 @@ async fn token(
         let form = entra::url_decode(&body);
         let client_id = form.get("client_id").cloned().unwrap_or_default();
         let scope = form.get("scope").cloned().unwrap_or_default();
-        proxy.entra.answer(&tenant, &client_id, &scope, &form)
+        let url = format!("https://{host}{}", uri.path());
+        proxy.entra.answer(&tenant, &client_id, &scope, &form, &url)
     };
     proxy.log.lock().unwrap().push(ProxyRecord {
         sni: sni.0,

@@ -11,6 +11,14 @@
 //!         federated:                            # workload identity
 //!           - subject: system:serviceaccount:default:demo
 //!             # issuer defaults to the testkit issuer, audience to api://AzureADTokenExchange
+//!         certificates: ["-----BEGIN CERTIFICATE-----..."]   # Certificates & secrets
+//!         trustedCertificateSubjects:          # subject name and issuer authentication (x5c)
+//!           - subjectName: app.example.test
+//!             issuer: "-----BEGIN CERTIFICATE-----..."       # the CA trusted to issue it
+//! serviceAccounts:                              # what the fake Kubernetes API serves
+//!   - namespace: default
+//!     name: app
+//!     annotations: {azure.workload.identity/client-id: 11111111-1111-1111-1111-111111111111}
 //! vaults:
 //!   - name: kv-demo
 //!     tenant: 72f988bf-86f1-41af-91ab-2d7cd011db47
@@ -51,6 +59,18 @@ pub struct Seed {
     /// aad-pod-identity bindings, served by the NMI fake.
     #[serde(default)]
     pub nmi: Vec<NmiBinding>,
+    /// ServiceAccounts, served by the Kubernetes API fake.
+    #[serde(default)]
+    pub service_accounts: Vec<ServiceAccount>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAccount {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -89,6 +109,21 @@ pub struct Client {
     pub secret: Option<String>,
     #[serde(default)]
     pub federated: Vec<Federated>,
+    /// PEM certificates registered on the application (client assertions signed with their key).
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Subject name and issuer authentication: certificates presented in `x5c` with one of
+    /// these subjects and issued (directly or through the chain) by the issuer.
+    #[serde(default)]
+    pub trusted_certificate_subjects: Vec<TrustedSubject>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrustedSubject {
+    pub subject_name: String,
+    /// PEM of the CA certificate trusted to issue it.
+    pub issuer: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

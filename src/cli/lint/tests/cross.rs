@@ -59,6 +59,7 @@ fn missing_or_misplaced_classes() {
             text: other,
         }],
         true,
+        false,
     );
     assert!(strict
         .findings
@@ -330,4 +331,119 @@ fn yaml_errors_leave_the_rest_checked() {
         .findings
         .iter()
         .any(|f| f.rule == Rule::SecretSync && f.document == 3));
+}
+
+/// A node-publish Secret `sp` with `clientid` and `keys` (YAML lines under stringData), mounted
+/// by the application without `clientID`.
+fn with_principal(keys: &str) -> String {
+    let principal = edited(&[("    clientID: 00000000-0000-0000-0000-000000000001\n", "")]);
+    principal.replace(
+        "volumeAttributes: {secretProviderClass: app}",
+        "volumeAttributes: {secretProviderClass: app}\n            nodePublishSecretRef: {name: sp}",
+    ) + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: sp\n  labels: {secrets-store.csi.k8s.io/used: \"true\"}\nstringData:\n  clientid: id\n"
+        + keys
+}
+
+/// `pem` as a block scalar value of `key` under stringData.
+fn block(key: &str, pem: &str) -> String {
+    let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
+    format!("  {key}: |\n{indented}")
+}
+
+/// An RSA certificate and its key, valid for two days, made by openssl.
+fn fresh_certificate() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lint",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl makes the test certificate");
+    assert!(out.status.success());
+    std::fs::read_to_string(&key).unwrap() + &std::fs::read_to_string(&cert).unwrap()
+}
+
+#[test]
+fn certificate_service_principals() {
+    let good = with_principal(&block("clientcertificate", &fresh_certificate()));
+    assert!(
+        lint(&good).findings.is_empty(),
+        "{:#?}",
+        lint(&good).findings
+    );
+    // The Go provider's test certificate and key: a pair, expired in 2021.
+    let go = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/go-provider/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let expired = go("get-secret-test-private-key.pem") + &go("get-secret-test-cert.pem");
+    expect(
+        &with_principal(&block("clientcertificate", &expired)),
+        Rule::Mount,
+        Severity::Error,
+        "csi.nodePublishSecretRef",
+        "expired at 2021-05-22",
+    );
+    expect(
+        &with_principal(
+            &(block("clientcertificate", &fresh_certificate()) + "  clientsecret: s\n"),
+        ),
+        Rule::Mount,
+        Severity::Error,
+        "csi.nodePublishSecretRef",
+        "clientsecret",
+    );
+}
+
+#[test]
+fn client_id_from_the_service_account() {
+    let without = edited(&[("    clientID: 00000000-0000-0000-0000-000000000001\n", "")]);
+    let with_flag = |text: &str| {
+        let source = inputs::Source {
+            name: "-".into(),
+            text: text.into(),
+        };
+        check(&[source], false, true).findings
+    };
+    assert!(with_flag(&without).is_empty(), "{:#?}", with_flag(&without));
+    let unannotated = without.replace(
+        "    azure.workload.identity/client-id: 00000000-0000-0000-0000-000000000001\n",
+        "    azure.workload.identity/client_id: 00000000-0000-0000-0000-000000000001\n",
+    );
+    let findings = with_flag(&unannotated);
+    assert!(
+        findings.iter().any(|f| f.rule == Rule::Mount
+            && f.field.ends_with("serviceAccountName")
+            && f.message
+                .contains("has no azure.workload.identity/client-id annotation")),
+        "{findings:#?}"
+    );
+    let tenantless = without.replace("    tenantID: 00000000-0000-0000-0000-000000000000\n", "");
+    assert_ne!(tenantless, without);
+    let findings = with_flag(&tenantless);
+    assert!(
+        findings.iter().all(|f| f.severity == Severity::Warning)
+            && findings
+                .iter()
+                .any(|f| f.message.contains("azure.workload.identity/tenant-id")),
+        "{findings:#?}"
+    );
+    expect(
+        &edited(&[(
+            "    clientID:",
+            "    usePodServiceAccountAnnotation: \"true\"\n    clientID:",
+        )]),
+        Rule::Parameters,
+        Severity::Warning,
+        "spec.parameters.usePodServiceAccountAnnotation",
+        "Azure/secrets-store-csi-driver-provider-azure#1443",
+    );
 }
