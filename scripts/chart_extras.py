@@ -17,8 +17,8 @@
   environment variables, the flags and the ServiceAccount-reader ClusterRole and binding appear
   exactly when their values ask for them, in every --case render (the values file it was
   rendered from, over the chart's values.yaml) and, with --helm, in renders of a matrix of
-  values made here (each feature alone, without rbac.install, linux.enabled=false, and a proxy
-  variable set twice, which must be refused).
+  values made here (each feature alone, without rbac.install, linux.enabled=false), and the
+  values the chart must refuse (a proxy variable set twice, windows.enabled).
 
 FILE is then validated with kubernetes-validate by the caller. Exit status 1 on any problem.
 """
@@ -70,6 +70,8 @@ FEATURE_REFUSALS = [
     ("no_proxy in linux.env and proxy.noProxy",
      {"proxy": {"noProxy": "169.254.169.254"}, "linux": {"env": [{"name": "no_proxy", "value": "x"}]}},
      "linux.env sets no_proxy"),
+    ("windows.enabled (no Windows image exists)", {"windows": {"enabled": True}},
+     "windows.enabled: Windows nodes are not supported"),
 ]
 
 

@@ -97,7 +97,7 @@ them, so a migrated values file does not quietly lose a setting.
 {{- fail "values under \"secrets-store-csi-driver\" configure the driver chart, which this chart does not bundle: install the driver separately (see driver-values.yaml) and move these settings to its values file" }}
 {{- end }}
 {{- if and .Values.windows .Values.windows.enabled }}
-{{- fail "windows.enabled: Windows nodes are not supported by this chart yet" }}
+{{- fail "windows.enabled: Windows nodes are not supported: only a Linux image is built and tested (linux/amd64, linux/arm64); remove windows.enabled or set it to false" }}
 {{- end }}
 {{- if .Values.enableArcExtension }}
 {{- fail "enableArcExtension: the Azure Arc extension mode is not supported by this chart" }}
