@@ -52,6 +52,36 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" $img.repository (default .Chart.AppVersion ($img.tag | toString)) }}
 {{- end }}
 
+{{/*
+proxy.* as EnvVars (YAML list; empty when nothing is set): HTTPS_PROXY, HTTP_PROXY, NO_PROXY,
+each only when its value is set. A noProxy list is joined with commas.
+*/}}
+{{- define "akv-csi-provider.proxyEnv" -}}
+{{- $p := .Values.proxy | default dict }}
+{{- $env := list }}
+{{- with $p.httpsProxy }}
+{{- $env = append $env (dict "name" "HTTPS_PROXY" "value" (toString .)) }}
+{{- end }}
+{{- with $p.httpProxy }}
+{{- $env = append $env (dict "name" "HTTP_PROXY" "value" (toString .)) }}
+{{- end }}
+{{- $noProxy := $p.noProxy }}
+{{- if kindIs "slice" $noProxy }}
+{{- $noProxy = join "," $noProxy }}
+{{- end }}
+{{- with $noProxy }}
+{{- $env = append $env (dict "name" "NO_PROXY" "value" (toString .)) }}
+{{- end }}
+{{- if $env }}
+{{- toYaml $env }}
+{{- end }}
+{{- end }}
+
+{{/* True when the ClusterRole for clientIdFromServiceAccount is rendered. */}}
+{{- define "akv-csi-provider.serviceAccountReader" -}}
+{{- if and .Values.linux.enabled .Values.rbac.install .Values.clientIdFromServiceAccount }}true{{ end }}
+{{- end }}
+
 {{/* metricsAddr as a bare port number: "8898", 8898 and ":8898" all give 8898. */}}
 {{- define "akv-csi-provider.metricsPort" -}}
 {{- .Values.metricsAddr | toString | trimPrefix ":" }}
@@ -67,13 +97,22 @@ them, so a migrated values file does not quietly lose a setting.
 {{- fail "values under \"secrets-store-csi-driver\" configure the driver chart, which this chart does not bundle: install the driver separately (see driver-values.yaml) and move these settings to its values file" }}
 {{- end }}
 {{- if and .Values.windows .Values.windows.enabled }}
-{{- fail "windows.enabled: Windows nodes are not supported by this chart yet" }}
+{{- fail "windows.enabled: Windows nodes are not supported: only a Linux image is built and tested (linux/amd64, linux/arm64); remove windows.enabled or set it to false" }}
 {{- end }}
 {{- if .Values.enableArcExtension }}
 {{- fail "enableArcExtension: the Azure Arc extension mode is not supported by this chart" }}
 {{- end }}
 {{- if .Values.rbac.pspEnabled }}
 {{- fail "rbac.pspEnabled: PodSecurityPolicy was removed in Kubernetes 1.25; remove this value" }}
+{{- end }}
+{{- $proxyNames := list }}
+{{- range (include "akv-csi-provider.proxyEnv" . | fromYamlArray) }}
+{{- $proxyNames = append $proxyNames .name }}
+{{- end }}
+{{- range .Values.linux.env }}
+{{- if has (upper (toString .name)) $proxyNames }}
+{{- fail (printf "linux.env sets %s, which proxy.* already sets: set it in one place only (a proxy URL with credentials belongs in linux.env, from a Secret)" .name) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.linux.runAsNonRoot (eq (int .Values.linux.runAsUser) 0) }}
 {{- fail "linux.runAsNonRoot=true needs a non-zero linux.runAsUser" }}
