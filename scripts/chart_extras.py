@@ -13,7 +13,7 @@
 - With --binary: the provider binary parses the container arguments of RENDERED_DEFAULT, of
   every --args-from render and of the sidecar (`BIN ARGS... --version` exits 0 only if every
   flag is accepted).
-- Optional features (proxy.*, clientIdFromServiceAccount, sendCertificateChain): the proxy
+- Optional features (proxy.*, clientIdFromServiceAccount, sendCertificateChain, serveStaleOnError): the proxy
   environment variables, the flags and the ServiceAccount-reader ClusterRole and binding appear
   exactly when their values ask for them, in every --case render (the values file it was
   rendered from, over the chart's values.yaml) and, with --helm, in renders of a matrix of
@@ -57,6 +57,7 @@ FEATURE_MATRIX = [
     ("clientIdFromServiceAccount without rbac.install",
      {"clientIdFromServiceAccount": True, "rbac": {"install": False}, "serviceAccount": {"name": "existing-sa"}}),
     ("sendCertificateChain", {"sendCertificateChain": True}),
+    ("serveStaleOnError with the recommended window", {"serveStaleOnError": "30m"}),
     ("everything, linux.enabled=false",
      {"linux": {"enabled": False}, "clientIdFromServiceAccount": True, "sendCertificateChain": True,
       "proxy": {"httpsProxy": "http://proxy.example.com:3128"}}),
@@ -226,6 +227,10 @@ def check_features(label, values, docs, problems):
         want = [flag + "=true"] if values.get(key) is True else []
         if given != want:
             err(f"{key}={values.get(key)!r}: arguments {given}, expected {want}")
+    stale = [a for a in args if a.startswith("--serve-stale-on-error")]
+    want = [f"--serve-stale-on-error={values['serveStaleOnError']}"] if values.get("serveStaleOnError") else []
+    if stale != want:
+        err(f"serveStaleOnError={values.get('serveStaleOnError')!r}: arguments {stale}, expected {want}")
 
     # RBAC: the ServiceAccount reader and its binding, only with clientIdFromServiceAccount and
     # rbac.install; no other roles ever.
