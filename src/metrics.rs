@@ -127,51 +127,22 @@ impl Default for Metrics {
             stale_age: Family::new_with_constructor(age_histogram as fn() -> Histogram),
             registry: Registry::default(),
         };
-        registry.register(
-            "keyvault_request",
-            "Duration of Key Vault requests in seconds",
-            m.keyvault_request.clone(),
-        );
-        registry.register(
-            "grpc_request",
-            "Duration of gRPC requests in seconds",
-            m.grpc_request.clone(),
-        );
-        registry.register(
-            "token_requests",
-            "Access-token requests to Entra ID, IMDS or NMI, by identity mode and outcome",
-            m.token_requests.clone(),
-        );
-        registry.register(
-            "cache_lookups",
-            "Cache lookups by cache and result",
-            m.cache_lookups.clone(),
-        );
-        registry.register(
-            "keyvault_retries",
-            "Key Vault requests retried after throttling, a server error or a transport error",
-            m.keyvault_retries.clone(),
-        );
-        registry.register(
-            "keyvault_throttled",
-            "Key Vault answers with status 429",
-            m.keyvault_throttled.clone(),
-        );
-        registry.register(
-            "optional_objects_skipped",
-            "Objects marked optional that were left out of a mount because Key Vault has no enabled version of them",
-            m.optional_skipped.clone(),
-        );
-        registry.register(
-            "stale_copies_served",
-            "Objects and version listings served from the last good copy because Key Vault failed (--serve-stale-on-error)",
-            m.stale_served.clone(),
-        );
-        registry.register(
-            "stale_copy_age_seconds",
-            "Age of the stale copies served",
-            m.stale_age.clone(),
-        );
+        macro_rules! register {
+            ($($field:ident: $name:literal, $help:literal;)*) => {
+                $(registry.register($name, $help, m.$field.clone());)*
+            };
+        }
+        register! {
+            keyvault_request: "keyvault_request", "Duration of Key Vault requests in seconds";
+            grpc_request: "grpc_request", "Duration of gRPC requests in seconds";
+            token_requests: "token_requests", "Access-token requests to Entra ID, IMDS or NMI, by identity mode and outcome";
+            cache_lookups: "cache_lookups", "Cache lookups by cache and result";
+            keyvault_retries: "keyvault_retries", "Key Vault requests retried after throttling, a server error or a transport error";
+            keyvault_throttled: "keyvault_throttled", "Key Vault answers with status 429";
+            optional_skipped: "optional_objects_skipped", "Objects marked optional that were left out of a mount because Key Vault has no enabled version of them";
+            stale_served: "stale_copies_served", "Objects and version listings served from the last good copy because Key Vault failed (--serve-stale-on-error)";
+            stale_age: "stale_copy_age_seconds", "Age of the stale copies served";
+        }
         Metrics { registry, ..m }
     }
 }

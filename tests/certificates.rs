@@ -83,8 +83,7 @@ async fn pfx_chains_are_ordered_leaf_to_root_from_every_input_order() {
         let objs: Vec<&str> = objs.iter().map(String::as_str).collect();
         let resp = env
             .mount(
-                Request::new(env.params(&objects(&objs)))
-                    .service_principal(SP_CLIENT, SP_SECRET)
+                env.sp(&objects(&objs))
                     .build(),
             )
             .await
@@ -129,8 +128,7 @@ async fn chain_flag_off_incomplete_chains_and_leaf_without_ski() {
     let env = Env::start_with(&seed(&secrets, "", ""), &[]).await;
     let resp = env
         .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&objs)
                 .build(),
         )
         .await
@@ -153,8 +151,7 @@ async fn chain_flag_off_incomplete_chains_and_leaf_without_ski() {
     let env = Env::start_with(&seed(&secrets, "", ""), &["--construct-pem-chain=false"]).await;
     let resp = env
         .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&objs)
                 .build(),
         )
         .await
@@ -191,8 +188,7 @@ async fn openssl_made_pfx_files_modern_and_legacy() {
     ]);
     let resp = env
         .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&objs)
                 .build(),
         )
         .await
@@ -246,8 +242,7 @@ async fn raw_pfx_pem_passthrough_split_files_cert_and_key_objects() {
     ]);
     let resp = env
         .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&objs)
                 .build(),
         )
         .await
@@ -311,8 +306,7 @@ async fn raw_pfx_pem_passthrough_split_files_cert_and_key_objects() {
     ]);
     let err = env
         .mount(
-            Request::new(env.params(&objs))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&objs)
                 .build(),
         )
         .await
@@ -353,8 +347,7 @@ async fn tls_secrets_from_pfx_and_pem_backed_certificates() {
         ]);
         let resp = env
             .mount(
-                Request::new(env.params(&objs))
-                    .service_principal(SP_CLIENT, SP_SECRET)
+                env.sp(&objs)
                     .build(),
             )
             .await
@@ -433,8 +426,7 @@ async fn an_imported_certificate_serves_cert_secret_and_key_like_key_vault() {
         ]);
         let resp = env
             .mount(
-                Request::new(env.params(&objs))
-                    .service_principal(SP_CLIENT, SP_SECRET)
+                env.sp(&objs)
                     .build(),
             )
             .await

@@ -41,8 +41,7 @@ async fn mount(env: &Env, items: &[String]) -> Result<Files, tonic::Status> {
     let items: Vec<&str> = items.iter().map(String::as_str).collect();
     let resp = env
         .mount(
-            Request::new(env.params(&objects(&items)))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&objects(&items))
                 .build(),
         )
         .await?;

@@ -37,8 +37,7 @@ fn seed(secrets: &str, certificates: &str, keys: &str) -> String {
 async fn mount(env: &Env, items: &[&str]) -> Result<Files, tonic::Status> {
     let resp = env
         .mount(
-            Request::new(env.params(&objects(items)))
-                .service_principal(SP_CLIENT, SP_SECRET)
+            env.sp(&objects(items))
                 .build(),
         )
         .await?;
