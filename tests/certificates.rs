@@ -82,10 +82,7 @@ async fn pfx_chains_are_ordered_leaf_to_root_from_every_input_order() {
             .collect();
         let objs: Vec<&str> = objs.iter().map(String::as_str).collect();
         let resp = env
-            .mount(
-                env.sp(&objects(&objs))
-                    .build(),
-            )
+            .mount(env.sp(&objects(&objs)).build())
             .await
             .expect("mount");
         for (n, file) in resp.files.iter().enumerate() {
@@ -126,13 +123,7 @@ async fn chain_flag_off_incomplete_chains_and_leaf_without_ski() {
     ]);
 
     let env = Env::start_with(&seed(&secrets, "", ""), &[]).await;
-    let resp = env
-        .mount(
-            env.sp(&objs)
-                .build(),
-        )
-        .await
-        .unwrap();
+    let resp = env.mount(env.sp(&objs).build()).await.unwrap();
     assert_eq!(
         cert_blocks(&resp.files[0].contents),
         [l.der.clone(), i.der.clone(), r.der.clone()],
@@ -149,13 +140,7 @@ async fn chain_flag_off_incomplete_chains_and_leaf_without_ski() {
         .contains("certificate chain is not complete"));
 
     let env = Env::start_with(&seed(&secrets, "", ""), &["--construct-pem-chain=false"]).await;
-    let resp = env
-        .mount(
-            env.sp(&objs)
-                .build(),
-        )
-        .await
-        .unwrap();
+    let resp = env.mount(env.sp(&objs).build()).await.unwrap();
     assert_eq!(
         cert_blocks(&resp.files[0].contents),
         [r.der.clone(), l.der.clone(), i.der.clone()],
@@ -186,13 +171,7 @@ async fn openssl_made_pfx_files_modern_and_legacy() {
         "objectName: modern\nobjectType: secret",
         "objectName: legacy\nobjectType: secret",
     ]);
-    let resp = env
-        .mount(
-            env.sp(&objs)
-                .build(),
-        )
-        .await
-        .expect("mount");
+    let resp = env.mount(env.sp(&objs).build()).await.expect("mount");
     for file in &resp.files {
         assert_eq!(labels(&file.contents)[0], "PRIVATE KEY", "{}", file.path);
         assert_eq!(
@@ -240,13 +219,7 @@ async fn raw_pfx_pem_passthrough_split_files_cert_and_key_objects() {
         "objectName: web\nobjectType: cert\nobjectAlias: web.cer",
         "objectName: web\nobjectType: key\nobjectAlias: web.pub",
     ]);
-    let resp = env
-        .mount(
-            env.sp(&objs)
-                .build(),
-        )
-        .await
-        .expect("mount");
+    let resp = env.mount(env.sp(&objs).build()).await.expect("mount");
     let paths: Vec<_> = resp.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -304,13 +277,7 @@ async fn raw_pfx_pem_passthrough_split_files_cert_and_key_objects() {
         "objectName: noct\nobjectType: secret",
         "objectName: oddct\nobjectType: secret",
     ]);
-    let err = env
-        .mount(
-            env.sp(&objs)
-                .build(),
-        )
-        .await
-        .unwrap_err();
+    let err = env.mount(env.sp(&objs).build()).await.unwrap_err();
     assert!(
         err.message().contains(
             "objectName:noct, objectVersion:: certificate-backed secret has no content type"
@@ -345,13 +312,7 @@ async fn tls_secrets_from_pfx_and_pem_backed_certificates() {
             "objectName: pfx\nobjectType: secret",
             "objectName: pem\nobjectType: secret",
         ]);
-        let resp = env
-            .mount(
-                env.sp(&objs)
-                    .build(),
-            )
-            .await
-            .unwrap();
+        let resp = env.mount(env.sp(&objs).build()).await.unwrap();
         driver::validate(&resp).unwrap();
         let dir = tempfile::tempdir().unwrap();
         driver::write_atomic(dir.path(), &resp).unwrap();
@@ -424,13 +385,7 @@ async fn an_imported_certificate_serves_cert_secret_and_key_like_key_vault() {
             "objectName: imported\nobjectType: secret\nobjectAlias: tls.pem",
             "objectName: imported\nobjectType: key\nobjectAlias: tls.pub",
         ]);
-        let resp = env
-            .mount(
-                env.sp(&objs)
-                    .build(),
-            )
-            .await
-            .expect("mount");
+        let resp = env.mount(env.sp(&objs).build()).await.expect("mount");
         let f = files(&resp);
         assert_eq!(
             cert_blocks(&f["tls.crt"].1),

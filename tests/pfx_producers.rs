@@ -39,12 +39,7 @@ type Files = std::collections::BTreeMap<String, (i32, Vec<u8>)>;
 
 async fn mount(env: &Env, items: &[String]) -> Result<Files, tonic::Status> {
     let items: Vec<&str> = items.iter().map(String::as_str).collect();
-    let resp = env
-        .mount(
-            env.sp(&objects(&items))
-                .build(),
-        )
-        .await?;
+    let resp = env.mount(env.sp(&objects(&items)).build()).await?;
     Ok(files(&resp))
 }
 

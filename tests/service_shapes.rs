@@ -35,12 +35,7 @@ fn seed(secrets: &str, certificates: &str, keys: &str) -> String {
 }
 
 async fn mount(env: &Env, items: &[&str]) -> Result<Files, tonic::Status> {
-    let resp = env
-        .mount(
-            env.sp(&objects(items))
-                .build(),
-        )
-        .await?;
+    let resp = env.mount(env.sp(&objects(items)).build()).await?;
     Ok(files(&resp))
 }
 

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod objects;
 pub mod path;
+mod pending;
 pub mod placeholder;
 
 use std::collections::BTreeMap;
@@ -16,10 +17,10 @@ use std::path::PathBuf;
 use crate::cloud::{self, Cloud, CloudError, CloudName};
 use crate::go;
 use crate::secret::describe_json_error;
-use crate::secret::Secret;
-use crate::spec::{Credential, MountSpec, ObjectSpec, PodInfo, ServiceAccountIdentity};
+use crate::spec::{MountSpec, ObjectSpec, PodInfo};
 pub use auth::{AuthError, Mode};
 pub use objects::ObjectsError;
+pub use pending::{Parsed, Pending};
 
 /// Attribute keys the kubelet and the driver add to the SPC parameters.
 pub mod keys {
@@ -124,97 +125,6 @@ pub(crate) fn parse_bool(
         flag,
         value: text.to_string(),
     })
-}
-
-/// A parsed mount request.
-#[derive(Debug)]
-pub enum Parsed {
-    Ready(MountSpec),
-    /// Workload identity whose client id the pod's ServiceAccount names.
-    Pending(Pending),
-}
-
-/// A mount that needs the workload identity annotations of the pod's ServiceAccount.
-#[derive(Debug)]
-pub struct Pending {
-    /// Everything but the credential, and the tenant when the SPC sets one.
-    pod: PodInfo,
-    vault_name: String,
-    tenant_id: Option<String>,
-    cloud: Cloud,
-    objects: Vec<ObjectSpec>,
-    default_mode: u32,
-    assertion: Secret,
-    namespace: String,
-    name: String,
-}
-
-impl Pending {
-    /// The ServiceAccount to read: namespace and name (valid Kubernetes names).
-    pub fn service_account(&self) -> (&str, &str) {
-        (&self.namespace, &self.name)
-    }
-
-    /// The mount, with the client id of the ServiceAccount's `azure.workload.identity/client-id`
-    /// annotation, and its `azure.workload.identity/tenant-id` annotation, when present,
-    /// replacing `tenantID` (the identity lives in that tenant, so its token comes from there).
-    pub fn resolve(self, identity: &ServiceAccountIdentity) -> Result<MountSpec, RequestError> {
-        let (namespace, name) = (self.namespace, self.name);
-        let problem = |annotation, what, value: &str| auth::AuthProblem::ServiceAccountAnnotation {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            annotation,
-            what,
-            value: value.escape_debug().to_string(),
-        };
-        let fail = |problem| {
-            RequestError::Auth(AuthError {
-                mode: Mode::None,
-                problem,
-            })
-        };
-        let client_id = match identity.client_id.as_deref().map(str::trim) {
-            None | Some("") => {
-                return Err(fail(auth::AuthProblem::ServiceAccountClientId {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                }))
-            }
-            Some(id) if !is_identifier(id) => {
-                return Err(fail(problem(
-                    "azure.workload.identity/client-id",
-                    "client id",
-                    id,
-                )))
-            }
-            Some(id) => id.to_string(),
-        };
-        let tenant_id = match identity.tenant_id.as_deref().map(str::trim) {
-            Some(t) if !t.is_empty() => {
-                validate_tenant(t)
-                    .map_err(|_| fail(problem("azure.workload.identity/tenant-id", "tenant", t)))?;
-                t.to_string()
-            }
-            _ => self
-                .tenant_id
-                .ok_or_else(|| RequestError::TenantNotAnnotated {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                })?,
-        };
-        Ok(MountSpec {
-            pod: self.pod,
-            vault_name: self.vault_name,
-            tenant_id,
-            cloud: self.cloud,
-            credential: Credential::WorkloadIdentity {
-                client_id,
-                assertion: self.assertion,
-            },
-            objects: self.objects,
-            default_mode: self.default_mode,
-        })
-    }
 }
 
 /// Parses one mount request, checking in the Go provider's order.
@@ -480,6 +390,7 @@ pub(crate) fn validate_vault_name(name: &str) -> Result<(), RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::{Credential, ServiceAccountIdentity};
 
     fn defaults() -> RequestDefaults {
         RequestDefaults {
