@@ -163,24 +163,11 @@ fn chain_order(reference: &Reference, chain: &Chain) -> Vec<String> {
 
 /// The public key of a PEM key or certificate, as openssl prints it.
 fn openssl_public_key(pem: &[u8], certificate: bool) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("in.pem");
-    std::fs::write(&path, pem).unwrap();
     let args: &[&str] = match certificate {
         true => &["x509", "-pubkey", "-noout", "-in"],
         false => &["pkey", "-pubout", "-in"],
     };
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    pki::openssl_on_file(args, pem)
 }
 
 #[tokio::test]
@@ -346,7 +333,7 @@ async fn go_provider_chain_fixtures_in_every_order() {
     let mut secrets = Vec::new();
     let mut expected = Vec::new();
     for (dir, ders) in &cases {
-        for (n, order) in permutations(ders).into_iter().enumerate() {
+        for (n, order) in pki::permutations(ders).into_iter().enumerate() {
             let refs: Vec<&[u8]> = order.iter().map(Vec::as_slice).collect();
             let pfx = Layout::key_vault().build(&[], &refs);
             let name = format!("{dir}-{n}");
@@ -374,22 +361,6 @@ async fn go_provider_chain_fixtures_in_every_order() {
         .provider
         .logs()
         .contains("certificate chain is not complete"));
-}
-
-fn permutations(items: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
-    if items.len() <= 1 {
-        return vec![items.to_vec()];
-    }
-    (0..items.len())
-        .flat_map(|i| {
-            let mut rest = items.to_vec();
-            let first = rest.remove(i);
-            permutations(&rest).into_iter().map(move |mut p| {
-                p.insert(0, first.clone());
-                p
-            })
-        })
-        .collect()
 }
 
 /// A PFX that really has a password: the mount names the object and says what to do; the

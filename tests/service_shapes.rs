@@ -39,24 +39,6 @@ async fn mount(env: &Env, items: &[&str]) -> Result<Files, tonic::Status> {
     Ok(files(&resp))
 }
 
-/// openssl's output for `args` with `input` in a file given last.
-fn openssl(args: &[&str], input: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("in");
-    std::fs::write(&path, input).unwrap();
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A certificate Key Vault holds with its key: `cer` and the PFX it serves as the secret.
 fn certificate_yaml(name: &str, leaf: &Cert, pfx: &[u8]) -> String {
     format!(
@@ -73,7 +55,7 @@ fn check_views(f: &Files, name: &str, pfx: &[u8], chain: &[&Cert]) {
     let leaf = chain[0];
     assert_eq!(
         String::from_utf8_lossy(&f[&format!("{name}.crt")].1),
-        openssl(&["x509", "-inform", "DER", "-in"], &leaf.der),
+        pki::openssl_on_file(&["x509", "-inform", "DER", "-in"], &leaf.der),
         "{name}: cert"
     );
     let reference = pfx::openssl_reference(pfx).unwrap();
@@ -95,7 +77,7 @@ fn check_views(f: &Files, name: &str, pfx: &[u8], chain: &[&Cert]) {
     );
     assert_eq!(
         String::from_utf8_lossy(&f[&format!("{name}.pub")].1),
-        openssl(
+        pki::openssl_on_file(
             &["x509", "-pubkey", "-noout", "-inform", "DER", "-in"],
             &leaf.der
         ),
@@ -148,7 +130,7 @@ async fn negative_serial_numbers_as_certificate_and_in_a_pfx_chain() {
         return;
     };
     let (l, i, r) = (&chain.leaf, &chain.intermediate, &chain.root);
-    assert!(openssl(
+    assert!(pki::openssl_on_file(
         &["x509", "-noout", "-serial", "-inform", "DER", "-in"],
         &l.der
     )
@@ -192,7 +174,7 @@ async fn rsa_jwk_modulus_with_a_leading_zero_byte() {
         return;
     }
     let chain = Chain::new(Algorithm::Rsa2048, true);
-    let text = openssl(
+    let text = pki::openssl_on_file(
         &["pkey", "-noout", "-text", "-in"],
         chain.key_pem().as_bytes(),
     );
@@ -229,7 +211,7 @@ async fn rsa_jwk_modulus_with_a_leading_zero_byte() {
     )
     .await
     .expect("mount");
-    let want = openssl(&["pkey", "-pubout", "-in"], chain.key_pem().as_bytes());
+    let want = pki::openssl_on_file(&["pkey", "-pubout", "-in"], chain.key_pem().as_bytes());
     assert_eq!(String::from_utf8_lossy(&f["zero"].1), want);
     assert_eq!(String::from_utf8_lossy(&f["trimmed"].1), want);
 }

@@ -180,22 +180,6 @@ mod tests {
             .collect()
     }
 
-    fn permutations(items: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
-        if items.len() <= 1 {
-            return vec![items.to_vec()];
-        }
-        (0..items.len())
-            .flat_map(|i| {
-                let mut rest = items.to_vec();
-                let first = rest.remove(i);
-                permutations(&rest).into_iter().map(move |mut p| {
-                    p.insert(0, first.clone());
-                    p
-                })
-            })
-            .collect()
-    }
-
     /// The Go provider's TestFetchCertChain and TestFetchCertChainWithLeafMissingSKI
     /// (tests/fixtures/go-provider): every input order gives Go's expected chain.
     #[test]
@@ -217,7 +201,7 @@ mod tests {
                 .collect();
             let expected = ders(&read(&format!("{dir}/expected.pem")));
             assert_eq!(expected.len(), certs.len());
-            for input in permutations(&certs) {
+            for input in testkit::pki::permutations(&certs) {
                 assert_eq!(
                     order(input).unwrap(),
                     (expected.clone(), Order::Complete),

@@ -360,6 +360,42 @@ pub fn have_openssl() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// `openssl <args> <file>` with `input` in the file given last; its standard output.
+/// Panics when it fails.
+pub fn openssl_on_file(args: &[&str], input: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("in");
+    std::fs::write(&path, input).expect("write openssl input");
+    let out = Command::new("openssl")
+        .args(args)
+        .arg(&path)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("openssl prints text")
+}
+
+/// Every order of `items`: the chain orders a producer might store certificates in.
+pub fn permutations(items: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    (0..items.len())
+        .flat_map(|i| {
+            let mut rest = items.to_vec();
+            let first = rest.remove(i);
+            permutations(&rest).into_iter().map(move |mut p| {
+                p.insert(0, first.clone());
+                p
+            })
+        })
+        .collect()
+}
+
 /// `openssl <args>` with `input` on standard input; its standard output. Panics when it fails.
 fn openssl_filter(args: &[&str], input: &str) -> String {
     use std::io::Write;
